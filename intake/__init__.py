@@ -1,0 +1,1 @@
+"""intake: the back-pain symptom screen, triage and follow-up backend of a physical-therapy clinic."""

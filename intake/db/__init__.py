@@ -1,0 +1,1 @@
+"""Database access: declarative base, models, engine and session set-up, migrations."""

@@ -1,0 +1,31 @@
+"""Liveness (`/health`) and readiness (`/ready`: the database answers) probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Response, get
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+class HealthController(Controller):
+    tags = ["system"]
+
+    @get("/health", operation_id="health", summary="The process is up")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/ready", operation_id="ready", summary="The database is reachable (else 503)")
+    async def ready(self, db_engine: AsyncEngine) -> Response[dict[str, Any]]:
+        try:
+            async with db_engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.warning("ready.database_unreachable", error=type(exc).__name__)
+            return Response({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        return Response({"status": "ok", "database": "ok"})

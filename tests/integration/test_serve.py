@@ -1,0 +1,116 @@
+"""`intake serve` as a user runs it: the embedded default with no configuration, and clean logs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.factories import EMERGENCY_ANSWERS, submission
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[bytes], base_url: str, log_path: Path):
+        self.process, self.base_url, self.log_path = process, base_url, log_path
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _serve(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Served]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SMTP_HOST"}}
+    env.update({"INTAKE_DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "DEBUG", **extra_env})
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "intake.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        served = Served(process, f"http://127.0.0.1:{port}", log_path)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"intake serve exited early:\n{served.logs()}")
+            try:
+                if httpx.get(f"{served.base_url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            process.kill()
+            raise AssertionError(f"intake serve did not become ready:\n{served.logs()}")
+        try:
+            yield served
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Served]:
+    yield from _serve(tmp_path, {})
+
+
+def test_embedded_default_migrates_sqlite_and_answers(embedded: Served, tmp_path: Path) -> None:
+    assert (tmp_path / "data" / "intake.db").exists()
+    questionnaire = httpx.get(f"{embedded.base_url}/api/intake/questionnaire?lang=es", timeout=5)
+    assert questionnaire.status_code == 200
+    response = httpx.post(f"{embedded.base_url}/api/intake", json=submission(EMERGENCY_ANSWERS), timeout=10)
+    assert response.status_code == 201, response.text
+    assert response.json()["route"] == "seek_care_now"
+
+
+def test_logs_carry_no_patient_data(tmp_path: Path, pg_url: str) -> None:
+    for served in _serve(tmp_path, {"DATABASE_URL": pg_url, "INTAKE_ENV": "production"}):
+        payload = submission(
+            {**EMERGENCY_ANSWERS, "goals": "Carry my granddaughter Zuleika again"},
+            email="Marisol.Quintanilla-Test@example.org",
+            phone="561-555-0187",
+            first_name="Marisol",
+            last_name="Quintanilla",
+            zip="33487",
+        )
+        assert httpx.post(f"{served.base_url}/api/intake", json=payload, timeout=10).status_code == 201
+        bad = {**payload, "contact": {**payload["contact"], "email": "Marisol.Quintanilla@@bad"}}
+        assert httpx.post(f"{served.base_url}/api/intake", json=bad, timeout=10).status_code == 422
+        search = httpx.get(f"{served.base_url}/api/intake/questionnaire?lang=en&q=Quintanilla", timeout=5)
+        assert search.status_code == 200
+        time.sleep(0.5)
+        logs = served.logs()
+    assert '"event": "http.request"' in logs  # JSON lines in production
+    assert "intake.screened" in logs
+    for secret in ("Marisol", "Quintanilla", "marisol", "quintanilla", "5550187", "555-0187", "Zuleika", "33487"):
+        assert secret not in logs, f"{secret!r} reached the logs"
+
+
+def test_unknown_rule_set_version_stops_start_up(tmp_path: Path) -> None:
+    env = {**os.environ, "INTAKE_DATA_DIR": str(tmp_path), "RULE_SET_VERSION": "1999-01.9"}
+    env.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", "from intake.app import create_app; create_app()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "1999-01.9" in result.stderr
