@@ -16,9 +16,11 @@ from intake.health import HealthController
 from intake.leads.controllers import IntakeController
 from intake.leads.services import IntakeService
 from intake.logs import configure_logging
+from intake.messaging.publisher import Publisher
 from intake.middleware import request_id_middleware
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings, get_settings
+from workers.celery_app import CeleryBroker, create_celery
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Litestar:
@@ -29,6 +31,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     engine = create_engine(settings.db)
     sessionmaker = create_sessionmaker(engine)
     intake_service = IntakeService(sessionmaker, catalog, settings)
+    publisher = Publisher(CeleryBroker(create_celery(settings)))
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
@@ -44,6 +47,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             "catalog": Provide(lambda: catalog, use_cache=True, sync_to_thread=False),
             "db_engine": Provide(lambda: engine, use_cache=True, sync_to_thread=False),
             "intake_service": Provide(lambda: intake_service, use_cache=True, sync_to_thread=False),
+            "publisher": Provide(lambda: publisher, use_cache=True, sync_to_thread=False),
         },
         middleware=[request_id_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -56,5 +60,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
         ),
+        logging_config=None,  # ours (intake.logs); Litestar's would replace the root handler
         debug=False,
     )

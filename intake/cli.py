@@ -1,6 +1,11 @@
-"""The `intake` command: serve the API (migrating first), and the admin tasks."""
+"""The `intake` command: serve the API (migrating first), run the worker and scheduler, admin tasks."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
 
 import click
 
@@ -12,14 +17,7 @@ def main() -> None:
     """intake: back-pain screen, triage and follow-up service."""
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
-def serve(host: str, port: int, workers: int) -> None:
-    """Migrate the database, then serve the API."""
-    import uvicorn
-
+def _prepare() -> None:
     from intake.db.migrate import upgrade_head
     from intake.logs import configure_logging
 
@@ -27,15 +25,91 @@ def serve(host: str, port: int, workers: int) -> None:
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.app)
     upgrade_head(settings.db.url)
-    uvicorn.run(
-        "intake.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # uvicorn's access line carries the query string (searches by name)
-        log_config=None,
-        proxy_headers=True,
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
+@click.option(
+    "--with-worker/--no-worker",
+    default=None,
+    help="also run a Celery worker and the scheduler (default: on the embedded default, not with REDIS_URL)",
+)
+def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
+    """Migrate the database, then serve the API (and, on the embedded default, the worker and scheduler)."""
+    import uvicorn
+
+    _prepare()
+    settings = get_settings()
+    child = None
+    if with_worker if with_worker is not None else not settings.broker.redis_url:
+        # One child runs the worker with beat inside it: the embedded default needs no other process.
+        child = subprocess.Popen([sys.executable, "-m", "intake.cli", "worker", "--beat"])
+    try:
+        uvicorn.run(
+            "intake.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,  # uvicorn's access line carries the query string (searches by name)
+            log_config=None,
+            proxy_headers=True,
+        )
+    finally:
+        if child is not None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+@main.command()
+@click.option("--concurrency", type=int, default=None, help="worker processes (default WORKER_CONCURRENCY)")
+@click.option("--queues", default="alerts,intake", show_default=True)
+@click.option("--beat/--no-beat", default=False, help="run the scheduler inside this worker")
+@click.option("--pool", default="prefork", show_default=True)
+def worker(concurrency: int | None, queues: str, beat: bool, pool: str) -> None:
+    """Run a Celery worker with the app's settings (alerts queue first)."""
+    from intake.logs import configure_logging
+    from workers.celery_app import create_celery
+
+    settings = get_settings()
+    configure_logging(settings.app)
+    app = create_celery(settings)
+    argv = [
+        "worker",
+        f"--concurrency={concurrency or settings.broker.worker_concurrency}",
+        f"--queues={queues}",
+        f"--pool={pool}",
+        "--without-gossip",
+        "--without-mingle",
+        f"--loglevel={settings.app.log_level}",
+        f"--hostname=intake-{os.getpid()}@%h",
+    ]
+    if beat:
+        argv += ["--beat", f"--schedule={settings.app.data_dir / 'beat-schedule'}"]
+    app.worker_main(argv)
+
+
+@main.command()
+def beat() -> None:
+    """Run the Celery scheduler (sweeps, due follow-ups) with the app's settings."""
+    from intake.logs import configure_logging
+    from workers.celery_app import create_celery
+
+    settings = get_settings()
+    settings.app.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.app)
+    app = create_celery(settings)
+    app.start(
+        [
+            "beat",
+            f"--schedule={settings.app.data_dir / 'beat-schedule'}",
+            f"--loglevel={settings.app.log_level}",
+        ]
     )
 
 

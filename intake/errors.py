@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+import traceback
 from typing import Any
 
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DBAPIError
 
 from intake.leads.services import IdempotencyKeyReused, SubmissionInvalid
 
 # msgspec says "... - at `$.contact.email`"; Litestar's keys look like "data.contact.email".
 _AT = re.compile(r"\s*-\s*at\s*`\$\.?([^`]*)`")
+# "Object contains unknown field `x`" / "Object missing required field `x`": the field is x, not its parent.
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
 def _body(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -30,6 +35,9 @@ def _field_of(item: dict[str, Any]) -> tuple[str, str]:
         if key.startswith(prefix):
             key = key[len(prefix) :]
             break
+    named = _NAMED_FIELD.search(message)
+    if named:
+        key = f"{key}.{named.group(1)}" if key else named.group(1)
     if not key and item.get("source") == "body":
         key = "body"
     return key or "request", message
@@ -37,7 +45,11 @@ def _field_of(item: dict[str, Any]) -> tuple[str, str]:
 
 def validation_handler(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [dict(zip(("field", "message"), _field_of(item), strict=True)) for item in extra if isinstance(item, dict)]
+    errors = [
+        dict(zip(("field", "message"), _field_of(item), strict=True))
+        for item in extra
+        if isinstance(item, dict)
+    ]
     if not errors:
         # A body that is not JSON at all: still name where the problem is.
         errors = [{"field": "body", "message": str(exc.detail)}]
@@ -61,7 +73,34 @@ def http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict
     return Response(_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
 
+log = structlog.get_logger(__name__)
+
+
+def error_summary(exc: BaseException) -> dict[str, Any]:
+    """What may be logged of an error: its class, where it was raised and, for the database, the
+    constraint. Never its message: PostgreSQL's DETAIL quotes the row (`Key (email)=(...)`)."""
+    summary: dict[str, Any] = {"error": type(exc).__name__}
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        orig = exc.orig.__cause__ or exc.orig
+        summary["db_error"] = type(orig).__name__
+        for attribute in ("sqlstate", "constraint_name", "table_name"):
+            value = getattr(orig, attribute, None)
+            if value:
+                summary[attribute] = value
+    summary["frames"] = [
+        f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}"
+        for frame in traceback.extract_tb(exc.__traceback__)[-8:]
+    ]
+    return summary
+
+
+def unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.error("http.unhandled_error", route=request.scope.get("path_template"), **error_summary(exc))
+    return Response(_body(500, "Internal Server Error"), status_code=500)
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    Exception: unexpected_handler,
     ValidationException: validation_handler,
     SubmissionInvalid: submission_handler,
     IdempotencyKeyReused: idempotency_handler,

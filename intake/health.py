@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-import structlog
 
 log = structlog.get_logger(__name__)
 
@@ -21,7 +21,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", operation_id="ready", summary="The database is reachable (else 503)")
-    async def ready(self, db_engine: AsyncEngine) -> Response[dict[str, Any]]:
+    async def ready(self, db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, Any]]:
         try:
             async with db_engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))

@@ -8,6 +8,7 @@ import uuid
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("intake.access")
@@ -16,9 +17,10 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
+        method = str(scope.get("method", ""))
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -38,7 +40,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             # The route template, not the path: ids in paths are fine, but query strings carry searches.
             log.info(
                 "http.request",
-                method=scope["method"],
+                method=method,
                 route=scope.get("path_template") or "<unmatched>",
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1),

@@ -23,6 +23,16 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be true or false, got {raw!r}")
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _env_int(name: str, default: int) -> int:
     raw = _env(name)
     if not raw:
@@ -73,11 +83,57 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    redis_url: str
+    """Empty: the embedded broker (kombu's filesystem transport under the data folder)."""
+    visibility_timeout: int
+    """Seconds before Redis hands an unacknowledged task to another worker; above the longest
+    task plus its retry delays."""
+    worker_concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    """Empty: emails are written as .eml files under the data folder."""
+    port: int
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+    starttls: bool
+    timeout: float
+    from_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    staff_emails: tuple[str, ...]
+    webhook_url: str
+    webhook_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingSettings:
+    sweep_interval: float
+    """Seconds between beat's sweeps for stuck outbox rows and deliveries."""
+    republish_after: float
+    """An outbox row or queued delivery not done after this many seconds is published again."""
+    sending_lease: float
+    """A delivery claimed by a worker that died is taken over after this many seconds."""
+    retry_base: float
+    retry_max_delay: float
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     app: AppSettings
     db: DatabaseSettings
     clinic: ClinicSettings
     intake: IntakeSettings = field(repr=False)
+    broker: BrokerSettings = field(repr=False)
+    smtp: SmtpSettings = field(repr=False)
+    alerts: AlertSettings = field(repr=False)
+    messaging: MessagingSettings = field(repr=False)
 
 
 def load_settings() -> Settings:
@@ -114,6 +170,37 @@ def load_settings() -> Settings:
             max_body_bytes=_env_int("INTAKE_MAX_BODY_BYTES", 64 * 1024),
             rule_set_version=_env("RULE_SET_VERSION"),
             idempotency_ttl_hours=_env_int("IDEMPOTENCY_TTL_HOURS", 24),
+        ),
+        broker=BrokerSettings(
+            redis_url=_env("REDIS_URL"),
+            visibility_timeout=_env_int("CELERY_VISIBILITY_TIMEOUT", 900),
+            worker_concurrency=_env_int("WORKER_CONCURRENCY", 4),
+        ),
+        smtp=SmtpSettings(
+            host=_env("SMTP_HOST"),
+            port=_env_int("SMTP_PORT", 587),
+            username=_env("SMTP_USERNAME"),
+            password=_env("SMTP_PASSWORD"),
+            starttls=_env_bool("SMTP_STARTTLS", True),
+            timeout=_env_float("SMTP_TIMEOUT", 10.0),
+            from_address=_env("SMTP_FROM", "Empower Fitness <care@empowerfitness.example>"),
+        ),
+        alerts=AlertSettings(
+            staff_emails=tuple(
+                e.strip()
+                for e in _env("STAFF_ALERT_EMAILS", "frontdesk@empowerfitness.example").split(",")
+                if e.strip()
+            ),
+            webhook_url=_env("STAFF_ALERT_WEBHOOK_URL"),
+            webhook_secret=_env("STAFF_ALERT_WEBHOOK_SECRET"),
+        ),
+        messaging=MessagingSettings(
+            sweep_interval=_env_float("SWEEP_INTERVAL_SECONDS", 30.0),
+            republish_after=_env_float("REPUBLISH_AFTER_SECONDS", 60.0),
+            sending_lease=_env_float("SENDING_LEASE_SECONDS", 120.0),
+            retry_base=_env_float("EMAIL_RETRY_BASE_SECONDS", 10.0),
+            retry_max_delay=_env_float("EMAIL_RETRY_MAX_DELAY_SECONDS", 120.0),
+            max_attempts=_env_int("EMAIL_MAX_ATTEMPTS", 6),
         ),
     )
 

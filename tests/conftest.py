@@ -70,7 +70,9 @@ def make_settings(database_url: str, data_dir: Path, **sections: dict[str, Any])
         db=dataclasses.replace(base.db, url=database_url, pool_size=5),
     )
     for section, changes in sections.items():
-        settings = dataclasses.replace(settings, **{section: dataclasses.replace(getattr(settings, section), **changes)})
+        settings = dataclasses.replace(
+            settings, **{section: dataclasses.replace(getattr(settings, section), **changes)}
+        )
     return settings
 
 
@@ -90,7 +92,7 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
         else:
             for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+                await connection.execute(text(f"DELETE FROM {table}"))
     await engine.dispose()
 
 
@@ -103,4 +105,4 @@ async def client(settings: Settings, db: AsyncEngine) -> AsyncIterator[AsyncTest
 
 async def count_rows(engine: AsyncEngine, table: str) -> int:
     async with engine.connect() as connection:
-        return int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())  # noqa: S608
+        return int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())

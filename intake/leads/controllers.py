@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from anyio import to_thread
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from intake.leads.schemas import IntakeResult, IntakeSubmission, Language
 from intake.leads.services import IntakeService
+from intake.messaging.publisher import Publisher
 from intake.screening import Catalog
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        max_length=255,
+        description="A retried POST with the same key returns the first answer and stores nothing new",
+    ),
+]
 
 
 class IntakeController(Controller):
@@ -20,13 +34,12 @@ class IntakeController(Controller):
         "/questionnaire",
         operation_id="getQuestionnaire",
         summary="The symptom screen (FHIR Questionnaire shape) in the asked language",
-        cache_control=None,
     )
     async def questionnaire(
         self,
-        catalog: Catalog,
-        intake_service: IntakeService,
-        lang: Annotated[Language, Parameter(description="en or es")] = "en",
+        catalog: NamedDependency[Catalog],
+        intake_service: NamedDependency[IntakeService],
+        lang: Annotated[Language, QueryParameter(description="en or es")] = "en",
     ) -> Response[dict[str, Any]]:
         body = catalog.questionnaire.as_fhir(lang, intake_service.rule_set.version)
         return Response(body, headers={"Cache-Control": "public, max-age=300"})
@@ -36,22 +49,21 @@ class IntakeController(Controller):
         operation_id="submitScreen",
         summary="Submit a filled screen; answers at once with the tier, route, reasons and advice",
         status_code=201,
-        responses={},
     )
     async def submit(
         self,
-        data: IntakeSubmission,
-        intake_service: IntakeService,
-        idempotency_key: Annotated[
-            str | None,
-            Parameter(
-                header="Idempotency-Key",
-                required=False,
-                max_length=255,
-                description="A retried POST with the same key returns the first answer and stores nothing new",
-            ),
-        ] = None,
+        data: JSONBody[IntakeSubmission],
+        intake_service: NamedDependency[IntakeService],
+        publisher: NamedDependency[Publisher],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[IntakeResult]:
         outcome = await intake_service.submit(data, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-        return Response(outcome.result, status_code=201, headers=headers)  # type: ignore[arg-type]
+        # Published after the answer is sent and the row committed: the patient never waits on the
+        # broker, and a broker that is down only delays the follow-through (the sweep publishes it).
+        background = (
+            BackgroundTask(to_thread.run_sync, publisher.publish, outcome.publications)
+            if outcome.publications
+            else None
+        )
+        return Response(outcome.result, status_code=201, headers=headers, background=background)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from intake.leads.schemas import (
     IntakeSubmission,
     ReasonOut,
 )
+from intake.messaging.outbox import Publication, publication_of, routing_message
 from intake.screening import Catalog, RuleSet, RuleSetError
 from intake.settings import Settings
 
@@ -49,6 +50,8 @@ class IdempotencyKeyReused(Exception):
 class IntakeOutcome:
     result: dict[str, Any]
     replayed: bool
+    publications: tuple[Publication, ...] = ()
+    """Work to hand the broker once the response is on its way (committed already)."""
 
 
 class IntakeService:
@@ -70,7 +73,9 @@ class IntakeService:
         """Every problem of the submission at once, or the clean contact and answers."""
         contact, errors = check_contact(submission.contact)
         if not submission.consent.privacy:
-            errors.append(FieldError("consent.privacy", "The privacy notice must be accepted to submit the screen."))
+            errors.append(
+                FieldError("consent.privacy", "The privacy notice must be accepted to submit the screen.")
+            )
         answers, answer_errors = self._catalog.questionnaire.validate(submission.answers)
         errors.extend(FieldError(e.field, e.message) for e in answer_errors)
         if errors or contact is None:
@@ -139,7 +144,7 @@ class IntakeService:
             screening = Screening(
                 id=new_id(),
                 created_at=now,
-                lead_id=lead.id,
+                lead=lead,
                 language=lang,
                 answers=answers,
                 rule_set_version=rule_set.version,
@@ -149,10 +154,12 @@ class IntakeService:
                 reasons=[{"code": r.code, "tier": r.tier.value, "text": r.text} for r in reasons],
             )
             session.add(screening)
+            outbox = routing_message(screening, now)
+            session.add(outbox)
             session.add(
                 Consent(
-                    lead_id=lead.id,
-                    screening_id=screening.id,
+                    lead=lead,
+                    screening=screening,
                     privacy_notice_version=clinic.privacy_notice_version,
                     privacy_accepted_at=now,
                     email_followup=submission.consent.email_followup,
@@ -195,7 +202,7 @@ class IntakeService:
             route=assessment.route.value,
             rule_set=rule_set.version,
         )
-        return IntakeOutcome(result=result, replayed=False)
+        return IntakeOutcome(result=result, replayed=False, publications=(publication_of(outbox),))
 
     @staticmethod
     async def _find_lead(session: AsyncSession, contact: Contact) -> Lead | None:

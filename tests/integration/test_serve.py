@@ -97,7 +97,16 @@ def test_logs_carry_no_patient_data(tmp_path: Path, pg_url: str) -> None:
         logs = served.logs()
     assert '"event": "http.request"' in logs  # JSON lines in production
     assert "intake.screened" in logs
-    for secret in ("Marisol", "Quintanilla", "marisol", "quintanilla", "5550187", "555-0187", "Zuleika", "33487"):
+    for secret in (
+        "Marisol",
+        "Quintanilla",
+        "marisol",
+        "quintanilla",
+        "5550187",
+        "555-0187",
+        "Zuleika",
+        "33487",
+    ):
         assert secret not in logs, f"{secret!r} reached the logs"
 
 

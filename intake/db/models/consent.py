@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from intake.db.base import Base, CreatedMixin, IdMixin
+
+if TYPE_CHECKING:
+    from intake.db.models.lead import Lead
+    from intake.db.models.screening import Screening
 
 
 class Consent(IdMixin, CreatedMixin, Base):
@@ -20,3 +25,6 @@ class Consent(IdMixin, CreatedMixin, Base):
     privacy_accepted_at: Mapped[dt.datetime]
     email_followup: Mapped[bool]
     sms: Mapped[bool]
+
+    lead: Mapped[Lead] = relationship(lazy="raise")
+    screening: Mapped[Screening] = relationship(lazy="raise")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, SmallInteger, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from intake.db.base import Base, CreatedMixin, IdMixin
+
+if TYPE_CHECKING:
+    from intake.db.models.lead import Lead
 
 
 class Screening(IdMixin, CreatedMixin, Base):
@@ -25,3 +28,6 @@ class Screening(IdMixin, CreatedMixin, Base):
     reasons: Mapped[list[Any]]
     # Set on a staff re-scoring: the screening whose answers this one scored again.
     rescored_from_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("screenings.id"))
+
+    # Declared so the unit of work inserts the lead first; never lazy-loaded (async sessions).
+    lead: Mapped[Lead] = relationship(lazy="raise")

@@ -1,0 +1,1 @@
+"""Messaging: the outbox, deliveries (emails and webhooks), their templates and transports."""

@@ -1,0 +1,158 @@
+"""Sends one delivery at most once: claim it with a conditional UPDATE, send, record the outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from intake.db.base import utcnow
+from intake.db.models import Delivery, Lead, Screening
+from intake.messaging import kinds
+from intake.messaging.emails import EmailBuilder, alert_facts
+from intake.messaging.transport import PermanentFailure, TemporaryFailure, Transport
+from intake.messaging.webhook import post_alert
+from intake.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Literal["sent", "skipped", "retry", "dead"]
+    retry_in: float = 0.0
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter, so failed sends do not come back in one wave."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _claimable(now: dt.datetime, lease: float) -> object:
+    # A failed delivery waits for its backoff (a duplicate publication must not retry it early); the
+    # small tolerance absorbs a countdown that fires a moment before next_attempt_at.
+    return or_(
+        Delivery.status == "queued",
+        and_(Delivery.status == "failed", Delivery.next_attempt_at <= now + dt.timedelta(seconds=2)),
+        and_(Delivery.status == "sending", Delivery.claimed_at < now - dt.timedelta(seconds=lease)),
+    )
+
+
+def claim(session: Session, delivery_id: uuid.UUID, now: dt.datetime, lease: float) -> bool:
+    """Only one worker wins a delivery; one that died holding it is replaced after the lease."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.id == delivery_id, _claimable(now, lease))  # type: ignore[arg-type]
+        .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
+        .returning(Delivery.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
+class DeliverySender:
+    def __init__(
+        self,
+        sessionmaker: Callable[[], Session],
+        transport: Transport,
+        builder: EmailBuilder,
+        settings: Settings,
+    ):
+        self._sessionmaker = sessionmaker
+        self._transport = transport
+        self._builder = builder
+        self._settings = settings
+
+    def send(self, delivery_id: uuid.UUID) -> Outcome:
+        messaging = self._settings.messaging
+        now = utcnow()
+        with self._sessionmaker() as session:
+            with session.begin():
+                if not claim(session, delivery_id, now, messaging.sending_lease):
+                    return Outcome("skipped")
+                delivery = session.get_one(Delivery, delivery_id)
+                lead = session.get_one(Lead, delivery.lead_id)
+                screening = (
+                    session.get_one(Screening, delivery.screening_id) if delivery.screening_id else None
+                )
+            try:
+                self._dispatch(delivery, lead, screening, now)
+            except TemporaryFailure as exc:
+                return self._failed(session, delivery, str(exc), retryable=True)
+            except PermanentFailure as exc:
+                return self._failed(session, delivery, str(exc), retryable=False)
+            with session.begin():
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery.id)
+                    .values(status="sent", sent_at=utcnow(), last_error=None, next_attempt_at=None)
+                )
+        log.info(
+            "delivery.sent", delivery_id=str(delivery.id), kind=delivery.kind, attempts=delivery.attempts
+        )
+        return Outcome("sent")
+
+    def _dispatch(
+        self, delivery: Delivery, lead: Lead, screening: Screening | None, now: dt.datetime
+    ) -> None:
+        if screening is None:
+            raise PermanentFailure(f"{delivery.kind} needs a screening")
+        if delivery.kind == kinds.KIND_STAFF_ALERT_WEBHOOK:
+            alerts = self._settings.alerts
+            post_alert(
+                alerts.webhook_url, alerts.webhook_secret, alert_facts(lead, screening, self._settings, now)
+            )
+        elif delivery.kind == kinds.KIND_STAFF_ALERT:
+            self._transport.send(self._builder.staff_alert(delivery, lead, screening, now))
+        else:
+            self._transport.send(self._builder.patient_email(delivery, lead, screening))
+
+    def _failed(self, session: Session, delivery: Delivery, error: str, *, retryable: bool) -> Outcome:
+        messaging = self._settings.messaging
+        exhausted = delivery.attempts >= messaging.max_attempts
+        dead = not retryable or exhausted
+        delay = 0.0 if dead else backoff(delivery.attempts, messaging.retry_base, messaging.retry_max_delay)
+        with session.begin():
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery.id)
+                .values(
+                    status="dead" if dead else "failed",
+                    last_error=error[:200],
+                    next_attempt_at=None if dead else utcnow() + dt.timedelta(seconds=delay),
+                )
+            )
+            dead_total = (
+                session.execute(
+                    select(func.count()).select_from(Delivery).where(Delivery.status == "dead")
+                ).scalar_one()
+                if dead
+                else 0
+            )
+        if dead:
+            log.warning(
+                "delivery.dead",
+                delivery_id=str(delivery.id),
+                kind=delivery.kind,
+                attempts=delivery.attempts,
+                error=error,
+                reason="permanent" if not retryable else "retries exhausted",
+                dead_total=dead_total,
+            )
+            return Outcome("dead")
+        log.info(
+            "delivery.retry",
+            delivery_id=str(delivery.id),
+            kind=delivery.kind,
+            attempts=delivery.attempts,
+            error=error,
+            retry_in=round(delay, 2),
+        )
+        return Outcome("retry", delay)

@@ -1,0 +1,18 @@
+"""Names shared by the API and the workers: queues, delivery kinds, task names."""
+
+from __future__ import annotations
+
+ALERTS_QUEUE = "alerts"
+"""Urgent work (seek-care-now emails and staff alerts): a queue no booking email can hold up."""
+DEFAULT_QUEUE = "intake"
+
+TOPIC_ROUTE_SCREENING = "route_screening"
+
+KIND_SEEK_CARE_NOW = "seek_care_now"
+KIND_BOOKING_INVITATION = "booking_invitation"
+KIND_STAFF_ALERT = "staff_alert"
+KIND_STAFF_ALERT_WEBHOOK = "staff_alert_webhook"
+
+TASK_ROUTE_SCREENING = "intake.route_screening"
+TASK_SEND_DELIVERY = "intake.send_delivery"
+TASK_SWEEP = "intake.sweep"

@@ -1,0 +1,34 @@
+"""The back-pain symptom screen: questionnaire, versioned triage rules, scoring and advice texts."""
+
+from intake.screening.catalog import Catalog, load_catalog
+from intake.screening.model import (
+    LANGUAGES,
+    Action,
+    Advice,
+    AnswerError,
+    Assessment,
+    Language,
+    Reason,
+    Route,
+    RuleSetError,
+    Tier,
+)
+from intake.screening.questionnaire import Questionnaire
+from intake.screening.ruleset import RuleSet
+
+__all__ = [
+    "LANGUAGES",
+    "Action",
+    "Advice",
+    "AnswerError",
+    "Assessment",
+    "Catalog",
+    "Language",
+    "Questionnaire",
+    "Reason",
+    "Route",
+    "RuleSet",
+    "RuleSetError",
+    "Tier",
+    "load_catalog",
+]

@@ -1,0 +1,86 @@
+"""The one Celery("intake") app, configured from intake.settings: Redis, or the embedded filesystem broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Queue
+
+from intake.messaging import kinds
+from intake.messaging.outbox import Publication
+from intake.settings import Settings, get_settings
+
+
+def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    if settings.broker.redis_url:
+        # Above the longest task plus its longest retry delay, or Redis hands a running task out twice.
+        return settings.broker.redis_url, {"visibility_timeout": settings.broker.visibility_timeout}
+    folder = settings.app.data_dir / "broker"
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "control_folder": str(folder / "control"),
+        "processed_folder": str(folder / "processed"),
+        "polling_interval": 0.1,
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    broker_url, transport_options = broker_options(settings)
+    app = Celery("intake", broker=broker_url, include=["workers.tasks"])
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_default_queue=kinds.DEFAULT_QUEUE,
+        task_queues=[Queue(kinds.ALERTS_QUEUE), Queue(kinds.DEFAULT_QUEUE)],
+        task_create_missing_queues=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        beat_schedule={
+            "sweep": {
+                "task": kinds.TASK_SWEEP,
+                "schedule": settings.messaging.sweep_interval,
+                "options": {"queue": kinds.ALERTS_QUEUE, "expires": settings.messaging.sweep_interval},
+            },
+        },
+        timezone="UTC",
+    )
+    return app
+
+
+class CeleryBroker:
+    """Publishes by task name, so the API never imports task code."""
+
+    def __init__(self, app: Celery):
+        self._app = app
+
+    def send(self, publication: Publication) -> None:
+        # No publish retries: with the broker down the request must not wait; the sweep publishes later.
+        self._app.send_task(
+            publication.task, args=[str(publication.ref)], queue=publication.queue, retry=False
+        )
+
+
+def __getattr__(name: str) -> Celery:
+    # `celery -A workers.celery_app` finds `app` here; built on first use so importing has no side effects.
+    if name in {"app", "celery"}:
+        global _app
+        if _app is None:
+            _app = create_celery()
+        return _app
+    raise AttributeError(name)
+
+
+_app: Celery | None = None
