@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -78,14 +78,14 @@ def build_advice(
 
 
 def parse_rule_texts(
-    raw: object, label: str, rules: tuple[Rule, ...], problems: Problems
+    raw: object, label: str, codes: Sequence[str], own_advice: Sequence[str], problems: Problems
 ) -> RuleSetText | None:
-    """The texts of rulesets/<version>.<lang>.yaml, checked against the version's rules."""
+    """The texts of rulesets/<version>.<lang>.yaml, checked against the rule codes and the
+    keys of the rules' own advice."""
     top = as_mapping(raw, label, problems, required=("reasons", "advice", "disclaimer"))
     if top is None:
         return None
     reasons: dict[str, str] = {}
-    codes = [rule.code for rule in rules]
     raw_reasons = as_mapping(top.get("reasons", {}), f"{label}: reasons", problems, optional=codes)
     if raw_reasons is not None:
         for code in codes:
@@ -96,7 +96,6 @@ def parse_rule_texts(
             if text is not None:
                 reasons[code] = text
 
-    own_advice = [rule.advice for rule in rules if rule.advice]
     blocks = [tier.value for tier in Tier] + list(dict.fromkeys(own_advice))
     advice: dict[str, AdviceText] = {}
     raw_advice = as_mapping(top.get("advice", {}), f"{label}: advice", problems, optional=blocks)

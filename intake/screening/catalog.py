@@ -66,10 +66,12 @@ def version_key(version: str) -> tuple[int, int, int]:
 
 
 def _load_questionnaire(root: Path, problems: Problems) -> Questionnaire | None:
+    found = len(problems.messages)
     sections = parse_structure(
         read_yaml(root / "questionnaire.yaml", "questionnaire.yaml", problems), "questionnaire.yaml", problems
     )
-    if not sections:
+    # Wording checked against a broken structure would only repeat its problems.
+    if not sections or len(problems.messages) > found:
         return None
     texts: dict[str, QuestionnaireText] = {}
     labels = {lang: f"questionnaire.{lang}.yaml" for lang in LANGUAGES}
@@ -121,7 +123,9 @@ def _load_rule_sets(root: Path, questionnaire: Questionnaire, problems: Problems
             raw_texts = read_yaml(folder / f"{version}.{lang}.yaml", text_label, problems)
             if raw_texts is None:
                 continue
-            text = parse_rule_texts(raw_texts, text_label, rule_file.rules, problems)
+            text = parse_rule_texts(
+                raw_texts, text_label, rule_file.declared_codes, rule_file.declared_advice, problems
+            )
             if text is not None:
                 texts[lang] = text
         check_same_actions(texts, labels, problems)

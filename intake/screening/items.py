@@ -124,13 +124,15 @@ def _parse_item(
     section_ids: set[str],
     problems: Problems,
 ) -> Item | None:
+    named = raw.get("linkId") if isinstance(raw, Mapping) else None
+    if isinstance(named, str) and IDENTIFIER.match(named):
+        where = f"{label}: item '{named}'"
     entry = as_mapping(raw, where, problems, required=("linkId", "type"), optional=_ITEM_KEYS)
     if entry is None:
         return None
     link_id = _identifier(entry.get("linkId"), f"{where}: linkId", problems)
     if link_id is None:
         return None
-    where = f"{label}: item '{link_id}'"
     if link_id in earlier or link_id in section_ids:
         problems.add(where, f"duplicate linkId '{link_id}'")
         return None

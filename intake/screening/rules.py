@@ -69,7 +69,10 @@ class ItemTest:
             return value in cast(tuple[str, ...], self.operand)
         if self.operator == "gte":
             return isinstance(value, int) and value >= cast(int, self.operand)
-        return any(code in value for code in cast(tuple[str, ...], self.operand))
+        # A text is not a list of codes: "lower_back" must not contain "back".
+        return isinstance(value, list | tuple) and any(
+            code in value for code in cast(tuple[str, ...], self.operand)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,10 @@ class RuleFile:
     version: str
     rules: tuple[Rule, ...]
     per_point: tuple[PerPoint, ...]
+    # Every code and own-advice key the file declares, broken rules included, so the texts are
+    # checked against what the author meant and a broken rule is reported once, not three times.
+    declared_codes: tuple[str, ...]
+    declared_advice: tuple[str, ...]
 
 
 def parse_rule_file(
@@ -111,28 +118,42 @@ def parse_rule_file(
         return None
     if "version" in top and top["version"] != version:
         problems.add(label, f"version {top['version']!r} does not match the file name '{version}'")
-    rules: list[Rule] = []
     raw_rules = top.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         problems.add(f"{label}: rules", "must be a non-empty list")
-    else:
-        codes: set[str] = set()
-        for index, raw_rule in enumerate(raw_rules):
-            rule = _parse_rule(raw_rule, f"{label}: rule {index + 1}", label, items, problems)
-            if rule is None:
-                continue
-            if rule.code in codes:
-                problems.add(f"{label}: rule '{rule.code}'", f"duplicate code '{rule.code}'")
-                continue
-            codes.add(rule.code)
-            rules.append(rule)
+        return None
+    rules: list[Rule] = []
+    codes: set[str] = set()
+    declared_codes: list[str] = []
+    declared_advice: list[str] = []
+    for index, raw_rule in enumerate(raw_rules):
+        code = raw_rule.get("code") if isinstance(raw_rule, Mapping) else None
+        advice = raw_rule.get("advice") if isinstance(raw_rule, Mapping) else None
+        where = f"{label}: rule {index + 1}"
+        if isinstance(code, str) and IDENTIFIER.match(code):
+            where = f"{label}: rule '{code}'"
+            declared_codes.append(code)
+        if isinstance(advice, str) and advice not in _TIER_VALUES:
+            declared_advice.append(advice)
+        rule = _parse_rule(raw_rule, where, items, problems)
+        if rule is None:
+            continue
+        if rule.code in codes:
+            problems.add(where, f"duplicate code '{rule.code}'")
+            continue
+        codes.add(rule.code)
+        rules.append(rule)
     per_point = _parse_score(top.get("score"), f"{label}: score", items, problems)
-    return RuleFile(version=version, rules=tuple(rules), per_point=per_point)
+    return RuleFile(
+        version=version,
+        rules=tuple(rules),
+        per_point=per_point,
+        declared_codes=tuple(dict.fromkeys(declared_codes)),
+        declared_advice=tuple(dict.fromkeys(declared_advice)),
+    )
 
 
-def _parse_rule(
-    raw: object, where: str, label: str, items: Mapping[str, Item], problems: Problems
-) -> Rule | None:
+def _parse_rule(raw: object, where: str, items: Mapping[str, Item], problems: Problems) -> Rule | None:
     entry = as_mapping(
         raw, where, problems, required=("code", "tier", "weight", "when"), optional=("advice",)
     )
@@ -142,7 +163,6 @@ def _parse_rule(
     if not isinstance(code, str) or not IDENTIFIER.match(code):
         problems.add(where, f"code {code!r} must be an id of lower-case letters, digits and _")
         return None
-    where = f"{label}: rule '{code}'"
     tier_value = entry.get("tier")
     tier = Tier(tier_value) if isinstance(tier_value, str) and tier_value in _TIER_VALUES else None
     if tier is None:

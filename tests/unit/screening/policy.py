@@ -11,7 +11,12 @@ ITEMS: dict[str, tuple[str, bool, tuple[str, ...], bool]] = {
     "pain_area": ("choice", True, ("lower_back", "mid_back", "upper_back", "neck_shoulders"), True),
     "pain_now": ("integer", False, (), True),
     "onset": ("choice", False, ("sudden", "gradual"), False),
-    "duration": ("choice", False, ("under_24h", "1_7_days", "1_6_weeks", "6_12_weeks", "over_12_weeks"), True),
+    "duration": (
+        "choice",
+        False,
+        ("under_24h", "1_7_days", "1_6_weeks", "6_12_weeks", "over_12_weeks"),
+        True,
+    ),
     "recurring": ("boolean", False, (), False),
     "improving": ("choice", False, ("better", "same", "worse"), False),
     "rest_pain": ("boolean", False, (), False),

@@ -15,7 +15,11 @@ from tests.unit.screening.strategies import valid_answers
 
 # Every version shipped must keep the properties, not only the newest.
 VERSIONS = sorted(load_catalog().rule_sets)
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# A second, independent load: scoring must not depend on state kept between calls.
+FRESH = load_catalog()
+PROPERTY = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def assert_not_lower(before: Assessment, after: Assessment, move: str) -> None:
@@ -46,12 +50,14 @@ def test_deterministic(catalog: Catalog, any_rule_set: RuleSet, answers: dict[st
     first = any_rule_set.assess(answers)
     assert any_rule_set.assess(copy.deepcopy(answers)) == first
     assert any_rule_set.assess(dict(reversed(list(answers.items())))) == first
-    assert load_catalog().get(any_rule_set.version).assess(answers) == first
+    assert FRESH.get(any_rule_set.version).assess(answers) == first
 
 
 @PROPERTY
 @given(answers=valid_answers())
-def test_score_is_inside_its_tier_band(catalog: Catalog, any_rule_set: RuleSet, answers: dict[str, Any]) -> None:
+def test_score_is_inside_its_tier_band(
+    catalog: Catalog, any_rule_set: RuleSet, answers: dict[str, Any]
+) -> None:
     result = any_rule_set.assess(answers)
     low, high = BANDS[result.tier.value]
     assert 0 <= low <= result.score <= high <= 100
@@ -105,7 +111,9 @@ def test_a_more_severe_option_never_lowers(
         return
     higher = data.draw(st.sampled_from(order[start + 1 :]), label="higher")
     raised = check(catalog, {**answers, item: higher})
-    assert_not_lower(any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}")
+    assert_not_lower(
+        any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}"
+    )
 
 
 @PROPERTY
@@ -120,7 +128,9 @@ def test_more_pain_impact_or_age_never_lowers(
         return
     higher = data.draw(st.integers(low if current is None else current + 1, high), label="higher")
     raised = check(catalog, {**answers, item: higher})
-    assert_not_lower(any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}")
+    assert_not_lower(
+        any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}"
+    )
 
 
 @PROPERTY
@@ -152,9 +162,41 @@ def test_many_more_severe_answers_at_once_never_lower(
                 continue
             position = -1 if current is None else order.index(current)
             raised[item] = order[min(position + 1, len(order) - 1)]
-        elif (item == "below_knee" and raised.get("spread") not in ("one_leg", "both_legs")) or (item == "labor_signs" and raised.get("pregnant") is not True):
+        elif (item == "below_knee" and raised.get("spread") not in ("one_leg", "both_legs")) or (
+            item == "labor_signs" and raised.get("pregnant") is not True
+        ):
             continue
         else:
             raised[item] = True
     raised = check(catalog, raised)
     assert_not_lower(any_rule_set.assess(answers), any_rule_set.assess(raised), "several steps")
+
+
+# Where a more severe answer makes one rule give way to another, the score must not drop even
+# when nothing else adds points (pain 0) and another rule already holds the tier. Random answers
+# rarely reach those corners, so they are walked here one by one.
+HANDOVERS = [
+    ({"leg_weakness": "some"}, {"leg_weakness": "worsening"}),
+    ({"injury": "minor"}, {"injury": "major", "duration": "under_24h"}),
+    ({"injury": "minor", "duration": "1_6_weeks"}, {"injury": "major", "duration": "1_6_weeks"}),
+    ({"spread": "one_leg"}, {"spread": "both_legs"}),
+    ({"spread": "one_leg", "below_knee": True}, {"spread": "both_legs", "below_knee": True}),
+    ({"immune_or_iv": True}, {"immune_or_iv": True, "fever": True}),
+    ({"immune_or_iv": True}, {"immune_or_iv": True, "rest_pain": True}),
+]
+TIER_HOLDERS = [{}, {"recurring": True}, {"balance": True}, {"chest_abdomen": True}]
+
+
+@pytest.mark.parametrize(("milder", "severe"), HANDOVERS)
+@pytest.mark.parametrize("holder", TIER_HOLDERS)
+def test_handover_between_rules_never_lowers(
+    catalog: Catalog,
+    any_rule_set: RuleSet,
+    milder: dict[str, Any],
+    severe: dict[str, Any],
+    holder: dict[str, Any],
+) -> None:
+    base = {"pain_area": ["lower_back"], "pain_now": 0, "duration": "under_24h", "injury": "none", "age": 40}
+    before = any_rule_set.assess(check(catalog, {**base, **holder, **milder}))
+    after = any_rule_set.assess(check(catalog, {**base, **holder, **severe}))
+    assert_not_lower(before, after, f"{milder} -> {severe} with {holder}")

@@ -58,8 +58,16 @@ BULLETS: list[tuple[dict[str, Any], tuple[str, ...], Tier]] = [
     ({"balance": True}, ("balance",), Tier.URGENT),
     ({"leg_weakness": "some"}, ("leg_weakness_some",), Tier.URGENT),
     ({"injury": "minor"}, ("minor_injury",), Tier.URGENT),
-    ({"injury": "major", "duration": "1_6_weeks", "improving": "better"}, ("major_injury_later",), Tier.URGENT),
-    ({"injury": "major", "duration": "6_12_weeks", "improving": "better"}, ("major_injury_later",), Tier.URGENT),
+    (
+        {"injury": "major", "duration": "1_6_weeks", "improving": "better"},
+        ("major_injury_later",),
+        Tier.URGENT,
+    ),
+    (
+        {"injury": "major", "duration": "6_12_weeks", "improving": "better"},
+        ("major_injury_later",),
+        Tier.URGENT,
+    ),
     (
         {"injury": "major", "duration": "over_12_weeks", "improving": "better"},
         ("major_injury_later",),
@@ -133,7 +141,9 @@ def test_rule_codes_are_ordered_most_severe_tier_first(catalog: Catalog, rule_se
     assert result.tier == Tier.EMERGENCY
 
 
-@pytest.mark.parametrize(("item", "below", "at"), [("pain_now", 6, 7), ("daily_impact", 6, 7), ("age", 64, 65)])
+@pytest.mark.parametrize(
+    ("item", "below", "at"), [("pain_now", 6, 7), ("daily_impact", 6, 7), ("age", 64, 65)]
+)
 def test_soon_thresholds(catalog: Catalog, rule_set: RuleSet, item: str, below: int, at: int) -> None:
     assert scored(catalog, rule_set, **{item: below}).tier == Tier.ROUTINE
     assert scored(catalog, rule_set, **{item: at}).tier == Tier.SOON
