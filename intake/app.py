@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     engine = create_engine(settings.db)
     sessionmaker = create_sessionmaker(engine)
     intake_service = IntakeService(sessionmaker, catalog, settings)
-    publisher = Publisher(CeleryBroker(create_celery(settings)))
+    publisher = Publisher(CeleryBroker(create_celery(settings, fail_fast=True)))
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:

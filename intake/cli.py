@@ -77,6 +77,7 @@ def worker(concurrency: int | None, queues: str, beat: bool, pool: str) -> None:
     from workers.celery_app import create_celery
 
     settings = get_settings()
+    settings.app.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.app)
     app = create_celery(settings)
     argv = [

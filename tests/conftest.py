@@ -81,9 +81,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return make_settings(database_url, tmp_path / "data")
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on the test database; every table is emptied after the test."""
+async def emptied_after(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test database; every table is emptied when the test is done with it."""
     engine = create_async_engine(database_url)
     yield engine
     async with engine.begin() as connection:
@@ -94,6 +93,12 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
     await engine.dispose()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    async for engine in emptied_after(database_url):
+        yield engine
 
 
 @pytest.fixture

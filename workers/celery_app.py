@@ -28,15 +28,21 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     }
 
 
-def create_celery(settings: Settings | None = None) -> Celery:
+def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) -> Celery:
+    """The Celery app; `fail_fast` for publishers that must not wait on a broker that is down (the API)."""
     settings = settings or get_settings()
     broker_url, transport_options = broker_options(settings)
+    if fail_fast:
+        # kombu otherwise retries the connection for seconds inside publish, even with retry=False.
+        transport_options = {**transport_options, "max_retries": 0}
     app = Celery("intake", broker=broker_url, include=["workers.tasks"])
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A task whose broker connection is gone cannot be acked; Redis hands it out again.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_prefetch_multiplier=1,
         task_serializer="json",
         accept_content=["json"],
@@ -46,6 +52,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_queues=[Queue(kinds.ALERTS_QUEUE), Queue(kinds.DEFAULT_QUEUE)],
         task_create_missing_queues=False,
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,  # our handler writes to stderr; a proxy back into logging loops
         worker_send_task_events=False,
         task_send_sent_event=False,
         beat_schedule={

@@ -74,7 +74,7 @@ class SmtpTransport:
 
 
 class FileTransport:
-    """The embedded default: each email becomes `<data>/emails/<delivery>.eml`, the way a mail client opens it."""
+    """The embedded default: each email becomes `<data>/emails/<delivery>.eml`, as a mail client opens it."""
 
     def __init__(self, settings: Settings):
         self._folder = settings.app.data_dir / "emails"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import httpx
@@ -69,13 +70,25 @@ def embedded(tmp_path: Path) -> Iterator[Served]:
     yield from _serve(tmp_path, {})
 
 
-def test_embedded_default_migrates_sqlite_and_answers(embedded: Served, tmp_path: Path) -> None:
+def test_embedded_default_routes_end_to_end_into_eml_files(embedded: Served, tmp_path: Path) -> None:
+    """No Redis, no SMTP, no settings: SQLite, the filesystem broker, a worker and beat, .eml files."""
     assert (tmp_path / "data" / "intake.db").exists()
     questionnaire = httpx.get(f"{embedded.base_url}/api/intake/questionnaire?lang=es", timeout=5)
     assert questionnaire.status_code == 200
-    response = httpx.post(f"{embedded.base_url}/api/intake", json=submission(EMERGENCY_ANSWERS), timeout=10)
+    payload = submission(EMERGENCY_ANSWERS, email="eml.patient@example.com")
+    response = httpx.post(f"{embedded.base_url}/api/intake", json=payload, timeout=10)
     assert response.status_code == 201, response.text
     assert response.json()["route"] == "seek_care_now"
+
+    emails = tmp_path / "data" / "emails"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(emails.glob("*.eml"))) < 2:
+        time.sleep(0.2)
+    messages = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in emails.glob("*.eml")]
+    assert len(messages) == 2, embedded.logs()[-3000:]
+    recipients = sorted(str(m["To"]) for m in messages)
+    assert "eml.patient@example.com" in recipients
+    assert any("frontdesk@" in r for r in recipients)  # the staff alert
 
 
 def test_logs_carry_no_patient_data(tmp_path: Path, pg_url: str) -> None:
