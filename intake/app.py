@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -13,13 +13,18 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from intake.db.engine import create_engine, create_sessionmaker
 from intake.errors import EXCEPTION_HANDLERS
 from intake.health import HealthController
-from intake.leads.controllers import IntakeController
+from intake.leads.controllers import IntakeController, LeadController, TriageController
+from intake.leads.management import LeadService
 from intake.leads.services import IntakeService
 from intake.logs import configure_logging
 from intake.messaging.publisher import Publisher
 from intake.middleware import request_id_middleware
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings, get_settings
+from intake.staff.accounts import StaffService
+from intake.staff.audit import AuditService
+from intake.staff.auth import TokenIssuer, build_jwt_auth
+from intake.staff.controllers import AuditController, AuthController, StaffController
 from workers.celery_app import CeleryBroker, create_celery
 
 
@@ -32,6 +37,21 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     sessionmaker = create_sessionmaker(engine)
     intake_service = IntakeService(sessionmaker, catalog, settings)
     publisher = Publisher(CeleryBroker(create_celery(settings, fail_fast=True)))
+    staff_service = StaffService(sessionmaker, settings.auth)
+    lead_service = LeadService(sessionmaker, settings)
+    audit_service = AuditService(sessionmaker)
+    jwt_auth = build_jwt_auth(settings, staff_service)
+    singletons = {
+        "settings": settings,
+        "catalog": catalog,
+        "db_engine": engine,
+        "intake_service": intake_service,
+        "publisher": publisher,
+        "staff_service": staff_service,
+        "lead_service": lead_service,
+        "audit_service": audit_service,
+        "token_issuer": TokenIssuer(jwt_auth),
+    }
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
@@ -41,14 +61,17 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[HealthController, IntakeController],
-        dependencies={
-            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
-            "catalog": Provide(lambda: catalog, use_cache=True, sync_to_thread=False),
-            "db_engine": Provide(lambda: engine, use_cache=True, sync_to_thread=False),
-            "intake_service": Provide(lambda: intake_service, use_cache=True, sync_to_thread=False),
-            "publisher": Provide(lambda: publisher, use_cache=True, sync_to_thread=False),
-        },
+        route_handlers=[
+            HealthController,
+            IntakeController,
+            AuthController,
+            LeadController,
+            TriageController,
+            StaffController,
+            AuditController,
+        ],
+        dependencies={name: Provide(_constant(value), use_cache=True, sync_to_thread=False) for name, value in singletons.items()},
+        on_app_init=[jwt_auth.on_app_init],
         middleware=[request_id_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.intake.max_body_bytes,
@@ -63,3 +86,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         logging_config=None,  # ours (intake.logs); Litestar's would replace the root handler
         debug=False,
     )
+
+
+def _constant(value: object) -> Callable[[], object]:
+    def provide() -> object:
+        return value
+
+    return provide

@@ -114,6 +114,43 @@ def beat() -> None:
     )
 
 
+@main.command("create-staff")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["front_desk", "clinician", "admin"]))
+@click.option("--name", default=None, help="display name (default: the part of the email before @)")
+def create_staff(email: str, role: str, name: str | None) -> None:
+    """Create a staff account. The password is read from standard input when it is not a terminal."""
+    import asyncio
+
+    from intake.db.engine import create_engine, create_sessionmaker
+    from intake.problems import Conflict, InvalidFields
+    from intake.staff.accounts import StaffService
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = get_settings()
+
+    async def create() -> str:
+        engine = create_engine(settings.db)
+        try:
+            service = StaffService(create_sessionmaker(engine), settings.auth)
+            member = await service.create(email=email, name=name or email.split("@")[0], role=role, password=password)
+            return str(member.id)
+        finally:
+            await engine.dispose()
+
+    _prepare()
+    try:
+        staff_id = asyncio.run(create())
+    except InvalidFields as exc:
+        raise click.ClickException("; ".join(f"{e.field}: {e.message}" for e in exc.errors)) from None
+    except Conflict as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"created {role} {email} ({staff_id})")
+
+
 @main.command()
 def migrate() -> None:
     """Bring the database schema to the newest migration."""

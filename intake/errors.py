@@ -13,6 +13,7 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 
 from intake.leads.services import IdempotencyKeyReused, SubmissionInvalid
+from intake.problems import Conflict, InvalidFields, NotFound
 
 # msgspec says "... - at `$.contact.email`"; Litestar's keys look like "data.contact.email".
 _AT = re.compile(r"\s*-\s*at\s*`\$\.?([^`]*)`")
@@ -61,6 +62,19 @@ def submission_handler(_: Request[Any, Any, Any], exc: SubmissionInvalid) -> Res
     return Response(_body(422, "The request has invalid fields.", errors), status_code=422)
 
 
+def invalid_handler(_: Request[Any, Any, Any], exc: InvalidFields) -> Response[dict[str, Any]]:
+    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
+    return Response(_body(422, "The request has invalid fields.", errors), status_code=422)
+
+
+def not_found_handler(_: Request[Any, Any, Any], exc: NotFound) -> Response[dict[str, Any]]:
+    return Response(_body(404, f"No such {exc.what}."), status_code=404)
+
+
+def conflict_handler(_: Request[Any, Any, Any], exc: Conflict) -> Response[dict[str, Any]]:
+    return Response({**_body(409, exc.detail), **exc.extra}, status_code=409)
+
+
 def idempotency_handler(_: Request[Any, Any, Any], __: IdempotencyKeyReused) -> Response[dict[str, Any]]:
     detail = "This Idempotency-Key was already used with a different request body."
     return Response(
@@ -103,6 +117,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     Exception: unexpected_handler,
     ValidationException: validation_handler,
     SubmissionInvalid: submission_handler,
+    InvalidFields: invalid_handler,
+    NotFound: not_found_handler,
+    Conflict: conflict_handler,
     IdempotencyKeyReused: idempotency_handler,
     HTTPException: http_handler,
 }

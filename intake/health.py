@@ -15,6 +15,7 @@ log = structlog.get_logger(__name__)
 
 class HealthController(Controller):
     tags = ["system"]
+    opt = {"public": True}
 
     @get("/health", operation_id="health", summary="The process is up")
     async def health(self) -> dict[str, str]:

@@ -72,6 +72,7 @@ class ClinicSettings:
     address: str
     booking_url: str
     privacy_notice_version: str
+    timezone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,16 @@ class MessagingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    jwt_secret: str = field(repr=False)
+    """Empty in development: a secret is made once and kept in the data folder."""
+    access_token_minutes: int
+    lockout_threshold: int
+    lockout_minutes: int
+    export_max_rows: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     app: AppSettings
     db: DatabaseSettings
@@ -134,6 +145,7 @@ class Settings:
     smtp: SmtpSettings = field(repr=False)
     alerts: AlertSettings = field(repr=False)
     messaging: MessagingSettings = field(repr=False)
+    auth: AuthSettings = field(repr=False)
 
 
 def load_settings() -> Settings:
@@ -165,6 +177,7 @@ def load_settings() -> Settings:
             address=_env("CLINIC_ADDRESS", "Boca Raton, FL 33431, USA"),
             booking_url=_env("CLINIC_BOOKING_URL", f"{public_base_url}/book"),
             privacy_notice_version=_env("PRIVACY_NOTICE_VERSION", "2026-11-01"),
+            timezone=_env("CLINIC_TIMEZONE", "America/New_York"),
         ),
         intake=IntakeSettings(
             max_body_bytes=_env_int("INTAKE_MAX_BODY_BYTES", 64 * 1024),
@@ -202,7 +215,21 @@ def load_settings() -> Settings:
             retry_max_delay=_env_float("EMAIL_RETRY_MAX_DELAY_SECONDS", 120.0),
             max_attempts=_env_int("EMAIL_MAX_ATTEMPTS", 6),
         ),
+        auth=AuthSettings(
+            jwt_secret=_jwt_secret(env),
+            access_token_minutes=_env_int("ACCESS_TOKEN_MINUTES", 30),
+            lockout_threshold=_env_int("LOGIN_LOCKOUT_THRESHOLD", 10),
+            lockout_minutes=_env_int("LOGIN_LOCKOUT_MINUTES", 15),
+            export_max_rows=_env_int("EXPORT_MAX_ROWS", 100_000),
+        ),
     )
+
+
+def _jwt_secret(env: str) -> str:
+    secret = _env("JWT_SECRET")
+    if env == "production" and len(secret) < 32:
+        raise ValueError("JWT_SECRET must be set to at least 32 characters in production")
+    return secret
 
 
 @lru_cache(maxsize=1)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import advanced_alchemy.types
 import sqlalchemy as sa
+from sqlalchemy import Text  # autogenerate writes JSONB(astext_type=Text())
 from alembic import op
 ${imports if imports else ""}
 

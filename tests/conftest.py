@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,16 +50,21 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'intake.db'}"
-    upgrade_head(url)
-    return url
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test gets its own copy (the audit trail refuses DELETE)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade_head(f"sqlite+aiosqlite:///{path}")
+    return path
 
 
-@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    url: str = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
-    return url
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    copy = tmp_path / "intake.db"
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), copy)
+    return f"sqlite+aiosqlite:///{copy}"
 
 
 def make_settings(database_url: str, data_dir: Path, **sections: dict[str, Any]) -> Settings:
@@ -82,16 +88,14 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 async def emptied_after(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on the test database; every table is emptied when the test is done with it."""
+    """An engine on the test database; a PostgreSQL database is emptied when the test is done with it
+    (TRUNCATE: the audit trail's triggers refuse row deletes). SQLite tests each have their own file."""
     engine = create_async_engine(database_url)
     yield engine
-    async with engine.begin() as connection:
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-        if database_url.startswith("postgresql"):
+    if database_url.startswith("postgresql"):
+        tables = [t.name for t in Base.metadata.sorted_tables]
+        async with engine.begin() as connection:
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))
     await engine.dispose()
 
 
@@ -111,3 +115,11 @@ async def client(settings: Settings, db: AsyncEngine) -> AsyncIterator[AsyncTest
 async def count_rows(engine: AsyncEngine, table: str) -> int:
     async with engine.connect() as connection:
         return int((await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+@pytest.fixture
+async def staff(settings: Settings, client: AsyncTestClient[Any]) -> Any:
+    """A front_desk, a clinician and an admin, signed in: `staff["clinician"]` are request headers."""
+    from tests.staff_fixtures import make_staff
+
+    return await make_staff(settings, client)

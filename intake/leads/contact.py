@@ -74,3 +74,8 @@ def check_contact(contact: ContactIn) -> tuple[Contact | None, list[FieldError]]
     return Contact(
         first, last, email, phone, contact.preferred_contact, contact.location, zip_code or None
     ), []
+
+
+def search_text(first_name: str, last_name: str, email: str, phone: str | None) -> str:
+    """What the staff search box matches: names, email and phone digits, lower-cased."""
+    return f"{first_name} {last_name} {email} {(phone or '').lstrip('+')}".lower()[:500]

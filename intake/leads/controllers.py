@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Annotated, Any
 
 from anyio import to_thread
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.background_tasks import BackgroundTask
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
-from intake.leads.schemas import IntakeResult, IntakeSubmission, Language
+from intake.db.models import StaffMember
+from intake.leads.management import LeadService
+from intake.leads.schemas import (
+    IntakeResult,
+    IntakeSubmission,
+    Language,
+    LeadFilters,
+    LeadPage,
+    LeadPatch,
+    NoteIn,
+    NoteOut,
+    QueuePage,
+    Sort,
+)
+from intake.staff.guards import can_export
 from intake.leads.services import IntakeService
 from intake.messaging.publisher import Publisher
 from intake.screening import Catalog
@@ -29,6 +45,7 @@ IdempotencyKey = Annotated[
 class IntakeController(Controller):
     path = "/api/intake"
     tags = ["intake"]
+    opt = {"public": True}
 
     @get(
         "/questionnaire",
@@ -67,3 +84,102 @@ class IntakeController(Controller):
             else None
         )
         return Response(outcome.result, status_code=201, headers=headers, background=background)  # type: ignore[arg-type]
+
+
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size, at most 100")]
+Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]
+
+
+def lead_filters(
+    status: str | None = None,
+    tier: str | None = None,
+    route: str | None = None,
+    location: str | None = None,
+    assigned_to: uuid.UUID | None = None,
+    created_from: dt.datetime | None = None,
+    created_to: dt.datetime | None = None,
+    q: Annotated[str | None, QueryParameter(max_length=200, description="name, email or phone")] = None,
+) -> LeadFilters:
+    return LeadFilters(status, tier, route, location, assigned_to, created_from, created_to, q)
+
+
+class LeadController(Controller):
+    path = "/api/leads"
+    tags = ["leads"]
+    dependencies = {"filters": Provide(lead_filters, sync_to_thread=False)}
+
+    @get("/", operation_id="listLeads", summary="Leads, filtered, by urgency or newest; keyset pages")
+    async def list_leads(
+        self,
+        request: Request[StaffMember, Any, Any],
+        lead_service: NamedDependency[LeadService],
+        filters: NamedDependency[LeadFilters],
+        sort: Sort = "urgency",
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> LeadPage:
+        return await lead_service.list_leads(filters, sort=sort, after=cursor, limit=limit, actor=request.user)
+
+    @get(
+        "/export.csv",
+        operation_id="exportLeads",
+        summary="The filtered leads as CSV (clinician, admin)",
+        guards=[can_export],
+        media_type="text/csv",
+    )
+    async def export(
+        self,
+        request: Request[StaffMember, Any, Any],
+        lead_service: NamedDependency[LeadService],
+        filters: NamedDependency[LeadFilters],
+        sort: Sort = "urgency",
+    ) -> Response[str]:
+        body = await lead_service.export_csv(filters, sort=sort, actor=request.user)
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="leads.csv"', "Cache-Control": "no-store"},
+        )
+
+    @get("/{lead_id:uuid}", operation_id="getLead", summary="One lead: contact, consent, screenings, timeline")
+    async def get_lead(
+        self, lead_id: uuid.UUID, request: Request[StaffMember, Any, Any], lead_service: NamedDependency[LeadService]
+    ) -> Response[dict[str, Any]]:
+        body = await lead_service.detail(lead_id, actor=request.user)
+        return Response(body, headers={"Cache-Control": "no-store"})
+
+    @patch("/{lead_id:uuid}", operation_id="updateLead", summary="Move the status, close, assign")
+    async def update_lead(
+        self,
+        lead_id: uuid.UUID,
+        data: JSONBody[LeadPatch],
+        request: Request[StaffMember, Any, Any],
+        lead_service: NamedDependency[LeadService],
+    ) -> Response[dict[str, Any]]:
+        body = await lead_service.update(lead_id, data, actor=request.user)
+        return Response(body, headers={"Cache-Control": "no-store"})
+
+    @post("/{lead_id:uuid}/notes", operation_id="addLeadNote", summary="Add a note to a lead")
+    async def add_note(
+        self,
+        lead_id: uuid.UUID,
+        data: JSONBody[NoteIn],
+        request: Request[StaffMember, Any, Any],
+        lead_service: NamedDependency[LeadService],
+    ) -> NoteOut:
+        return await lead_service.add_note(lead_id, data, actor=request.user)
+
+
+class TriageController(Controller):
+    path = "/api/triage-queue"
+    tags = ["leads"]
+
+    @get("/", operation_id="triageQueue", summary="New leads to act on: emergency and urgent first")
+    async def queue(
+        self,
+        request: Request[StaffMember, Any, Any],
+        lead_service: NamedDependency[LeadService],
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> QueuePage:
+        return await lead_service.triage_queue(after=cursor, limit=limit, actor=request.user)

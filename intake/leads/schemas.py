@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -76,3 +77,89 @@ class ErrorBody(msgspec.Struct):
     status_code: int
     detail: str
     errors: list[FieldError] = msgspec.field(default_factory=list)
+
+
+# --- Staff side -------------------------------------------------------------------------------
+
+Sort = Literal["urgency", "newest"]
+
+
+class LeadFilters(msgspec.Struct, frozen=True):
+    status: str | None = None
+    tier: str | None = None
+    route: str | None = None
+    location: str | None = None
+    assigned_to: uuid.UUID | None = None
+    created_from: datetime.datetime | None = None
+    created_to: datetime.datetime | None = None
+    q: str | None = None
+
+    def used(self) -> list[str]:
+        return [name for name in self.__struct_fields__ if getattr(self, name) is not None]
+
+
+class StaffRef(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+
+
+class LeadRow(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    tier: str
+    route: str
+    score: int
+    status: str
+    location: str
+    created_at: datetime.datetime
+    assigned_to: StaffRef | None
+    last_contact_at: datetime.datetime | None
+    next_follow_up_at: datetime.datetime | None
+
+
+class LeadPage(msgspec.Struct):
+    items: list[LeadRow]
+    next_cursor: str | None
+
+
+class QueueRow(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    tier: str
+    route: str
+    score: int
+    status: str
+    location: str
+    preferred_contact: str
+    created_at: datetime.datetime
+    minutes_since_submission: int
+    assigned_to: StaffRef | None
+    call_by: datetime.datetime | None
+    """`soon` leads: staff call within one business day; this is that deadline."""
+
+
+class QueuePage(msgspec.Struct):
+    items: list[QueueRow]
+    next_cursor: str | None
+
+
+class LeadPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Only these may change; anything else (tier, email, ...) is refused with 422."""
+
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    closed_reason: str | None | msgspec.UnsetType = msgspec.UNSET
+    assigned_to: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class NoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+    contact_made: bool = False
+    """The note records a call or message that reached the person: sets the lead's last contact."""
+
+
+class NoteOut(msgspec.Struct):
+    id: uuid.UUID
+    lead_id: uuid.UUID
+    author: StaffRef
+    body: str
+    created_at: datetime.datetime

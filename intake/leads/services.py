@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.db.base import new_id, utcnow
-from intake.db.models import Consent, IdempotencyRecord, Lead, Screening
-from intake.leads.contact import Contact, check_contact
+from intake.db.models import Consent, IdempotencyRecord, Lead, Screening, urgency_of
+from intake.leads.contact import Contact, check_contact, search_text
 from intake.leads.schemas import (
     ActionOut,
     AdviceOut,
@@ -139,6 +139,7 @@ class IntakeService:
                 assessment.route.value,
                 assessment.score,
             )
+            lead.urgency = urgency_of(assessment.tier.rank, assessment.score)
             lead.last_screened_at = now
             lead.updated_at = now
             screening = Screening(
@@ -232,6 +233,7 @@ def _apply_contact(lead: Lead, contact: Contact, language: str) -> None:
     if contact.zip:
         lead.zip = contact.zip
     lead.language = language
+    lead.search_text = search_text(lead.first_name, lead.last_name, lead.email, lead.phone)
 
 
 def _scoped(key: str) -> str:

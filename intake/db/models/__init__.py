@@ -1,11 +1,31 @@
 """Every model, re-exported so that `Base.metadata` knows all tables once this is imported."""
 
 from intake.db.base import Base
+from intake.db.models.audit import AuditEntry
 from intake.db.models.consent import Consent
 from intake.db.models.delivery import Delivery
 from intake.db.models.idempotency import IdempotencyRecord
-from intake.db.models.lead import Lead
+from intake.db.models.lead import Lead, urgency_of
+from intake.db.models.lead_event import LeadEvent
+from intake.db.models.note import LeadNote
 from intake.db.models.outbox import OutboxMessage
+from intake.db.models.revoked_token import RevokedToken
 from intake.db.models.screening import Screening
+from intake.db.models.staff import ROLES, StaffMember
 
-__all__ = ["Base", "Consent", "Delivery", "IdempotencyRecord", "Lead", "OutboxMessage", "Screening"]
+__all__ = [
+    "ROLES",
+    "AuditEntry",
+    "Base",
+    "Consent",
+    "Delivery",
+    "IdempotencyRecord",
+    "Lead",
+    "LeadEvent",
+    "LeadNote",
+    "OutboxMessage",
+    "RevokedToken",
+    "Screening",
+    "StaffMember",
+    "urgency_of",
+]

@@ -4,14 +4,44 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import SmallInteger, String
+import uuid
+
+from sqlalchemy import ForeignKey, Index, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, CreatedMixin, IdMixin, utcnow
 
 
+def urgency_of(tier_rank: int, score: int) -> int:
+    """One ascending key for "most urgent first": tier (emergency first), then higher score first.
+
+    Stored so that keyset pages are a plain index range scan: `(urgency, created_at, id) > (...)`.
+    """
+    return tier_rank * 200 + (100 - score)
+
+
 class Lead(IdMixin, CreatedMixin, Base):
     __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_urgency", "urgency", "created_at", "id"),
+        Index("ix_leads_created", "created_at", "id"),
+        Index("ix_leads_status_urgency", "status", "urgency", "created_at", "id"),
+        Index("ix_leads_status_created", "status", "created_at", "id"),
+        Index(
+            "ix_leads_queue",
+            "urgency",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'new'"),
+            sqlite_where=text("status = 'new'"),
+        ),
+        Index(
+            "ix_leads_search_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+    )
 
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     first_name: Mapped[str] = mapped_column(String(100))
@@ -29,4 +59,11 @@ class Lead(IdMixin, CreatedMixin, Base):
     tier_rank: Mapped[int] = mapped_column(SmallInteger)
     route: Mapped[str] = mapped_column(String(20))
     score: Mapped[int] = mapped_column(SmallInteger)
+    urgency: Mapped[int] = mapped_column(SmallInteger)
     last_screened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_reason: Mapped[str | None] = mapped_column(String(20))
+    assigned_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"), index=True)
+    last_contact_at: Mapped[dt.datetime | None]
+    next_follow_up_at: Mapped[dt.datetime | None]
+    # Lower-cased name, email and phone digits: what the staff search box matches (trigram index).
+    search_text: Mapped[str] = mapped_column(String(500), default="")

@@ -1,0 +1,1 @@
+"""Load benchmarks: scripts to run by hand (`python bench/<name>.py`), not tests."""

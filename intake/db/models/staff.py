@@ -1,0 +1,25 @@
+"""A staff member: front desk, clinician or admin, with an argon2 password hash and lockout state."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from intake.db.base import Base, CreatedMixin, IdMixin, utcnow
+
+ROLES = ("front_desk", "clinician", "admin")
+
+
+class StaffMember(IdMixin, CreatedMixin, Base):
+    __tablename__ = "staff_members"
+
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    disabled: Mapped[bool] = mapped_column(default=False)
+    failed_logins: Mapped[int] = mapped_column(SmallInteger, default=0)
+    locked_until: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
