@@ -70,7 +70,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             StaffController,
             AuditController,
         ],
-        dependencies={name: Provide(_constant(value), use_cache=True, sync_to_thread=False) for name, value in singletons.items()},
+        dependencies={
+            name: Provide(_constant(value), use_cache=True, sync_to_thread=False) for name, value in singletons.items()
+        },
         on_app_init=[jwt_auth.on_app_init],
         middleware=[request_id_middleware],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -46,11 +46,7 @@ def _field_of(item: dict[str, Any]) -> tuple[str, str]:
 
 def validation_handler(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [
-        dict(zip(("field", "message"), _field_of(item), strict=True))
-        for item in extra
-        if isinstance(item, dict)
-    ]
+    errors = [dict(zip(("field", "message"), _field_of(item), strict=True)) for item in extra if isinstance(item, dict)]
     if not errors:
         # A body that is not JSON at all: still name where the problem is.
         errors = [{"field": "body", "message": str(exc.detail)}]

@@ -29,13 +29,19 @@ async def make_staff(settings: Settings, client: AsyncTestClient[Any]) -> Staff:
     service = StaffService(create_sessionmaker(engine), settings.auth)
     ids: dict[str, str] = {}
     for role in ROLES:
-        member = await service.create(email=f"{role}@clinic.example.com", name=role.replace("_", " ").title(), role=role,
-                                      password=PASSWORD)
+        member = await service.create(
+            email=f"{role}@clinic.example.com",
+            name=role.replace("_", " ").title(),
+            role=role,
+            password=PASSWORD,
+        )
         ids[role] = str(member.id)
     await engine.dispose()
     headers: dict[str, dict[str, str]] = {}
     for role in ROLES:
-        response = await client.post("/api/auth/login", json={"email": f"{role}@clinic.example.com", "password": PASSWORD})
+        response = await client.post(
+            "/api/auth/login", json={"email": f"{role}@clinic.example.com", "password": PASSWORD}
+        )
         assert response.status_code == 200, response.text
         headers[role] = {"Authorization": f"Bearer {response.json()['access_token']}"}
     return Staff(ids, headers)

@@ -75,9 +75,7 @@ class CeleryBroker:
 
     def send(self, publication: Publication) -> None:
         # No publish retries: with the broker down the request must not wait; the sweep publishes later.
-        self._app.send_task(
-            publication.task, args=[str(publication.ref)], queue=publication.queue, retry=False
-        )
+        self._app.send_task(publication.task, args=[str(publication.ref)], queue=publication.queue, retry=False)
 
 
 def __getattr__(name: str) -> Celery:

@@ -57,23 +57,17 @@ def check_contact(contact: ContactIn) -> tuple[Contact | None, list[FieldError]]
         try:
             phone = normalise_phone(contact.phone)
         except ValueError:
-            errors.append(
-                FieldError("contact.phone", "Not a valid phone number (US numbers need 10 digits).")
-            )
+            errors.append(FieldError("contact.phone", "Not a valid phone number (US numbers need 10 digits)."))
     if contact.preferred_contact in {"phone", "text"} and not (contact.phone and contact.phone.strip()):
         errors.append(
-            FieldError(
-                "contact.phone", f"A phone number is needed to be contacted by {contact.preferred_contact}."
-            )
+            FieldError("contact.phone", f"A phone number is needed to be contacted by {contact.preferred_contact}.")
         )
     zip_code = contact.zip.strip() if contact.zip else None
     if zip_code and not _ZIP.match(zip_code):
         errors.append(FieldError("contact.zip", "A US ZIP code has 5 digits (or 5+4)."))
     if errors:
         return None, errors
-    return Contact(
-        first, last, email, phone, contact.preferred_contact, contact.location, zip_code or None
-    ), []
+    return Contact(first, last, email, phone, contact.preferred_contact, contact.location, zip_code or None), []
 
 
 def search_text(first_name: str, last_name: str, email: str, phone: str | None) -> str:

@@ -26,10 +26,10 @@ from intake.leads.schemas import (
     QueuePage,
     Sort,
 )
-from intake.staff.guards import can_export
 from intake.leads.services import IntakeService
 from intake.messaging.publisher import Publisher
 from intake.screening import Catalog
+from intake.staff.guards import can_export
 
 IdempotencyKey = Annotated[
     str | None,
@@ -143,7 +143,10 @@ class LeadController(Controller):
 
     @get("/{lead_id:uuid}", operation_id="getLead", summary="One lead: contact, consent, screenings, timeline")
     async def get_lead(
-        self, lead_id: uuid.UUID, request: Request[StaffMember, Any, Any], lead_service: NamedDependency[LeadService]
+        self,
+        lead_id: uuid.UUID,
+        request: Request[StaffMember, Any, Any],
+        lead_service: NamedDependency[LeadService],
     ) -> Response[dict[str, Any]]:
         body = await lead_service.detail(lead_id, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})

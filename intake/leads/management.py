@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from sqlalchemy import Select, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-import msgspec
-
+from intake import keyset as cursors
 from intake.db.base import new_id, utcnow
 from intake.db.models import (
     Consent,
@@ -25,7 +25,6 @@ from intake.db.models import (
     Screening,
     StaffMember,
 )
-from intake import keyset as cursors
 from intake.leads.pipeline import CLOSED_REASONS, STATUSES, STOPS_FOLLOW_UPS, allowed_next
 from intake.leads.schemas import (
     LeadFilters,
@@ -39,6 +38,7 @@ from intake.leads.schemas import (
     Sort,
     StaffRef,
 )
+from intake.messaging import kinds
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings
@@ -212,7 +212,13 @@ class LeadService:
                 actor_id=actor.id,
                 action="lead.read",
                 lead_id=lead.id,
-                fields=["contact", "consent", "screenings", "timeline", *(["answers"] if sees_answers else [])],
+                fields=[
+                    "contact",
+                    "consent",
+                    "screenings",
+                    "timeline",
+                    *(["answers"] if sees_answers else []),
+                ],
             )
         return body
 
@@ -242,7 +248,13 @@ class LeadService:
             )
         for note in (await session.execute(select(LeadNote).where(LeadNote.lead_id == lead.id))).scalars():
             timeline.append(
-                {"at": note.created_at, "kind": "note", "id": note.id, "body": note.body, "by": staff_names.get(note.author_id)}
+                {
+                    "at": note.created_at,
+                    "kind": "note",
+                    "id": note.id,
+                    "body": note.body,
+                    "by": staff_names.get(note.author_id),
+                }
             )
         for delivery in (await session.execute(select(Delivery).where(Delivery.lead_id == lead.id))).scalars():
             timeline.append(
@@ -333,7 +345,9 @@ class LeadService:
             body = await self._detail_body(session, lead, actor.role in CAN_SEE_ANSWERS)
         return body
 
-    async def _move(self, session: AsyncSession, lead: Lead, patch: LeadPatch, actor: StaffMember, now: dt.datetime) -> None:
+    async def _move(
+        self, session: AsyncSession, lead: Lead, patch: LeadPatch, actor: StaffMember, now: dt.datetime
+    ) -> None:
         target = str(patch.status)
         if target not in STATUSES:
             raise InvalidFields([FieldProblem("status", f"Status must be one of {', '.join(STATUSES)}.")])
@@ -352,8 +366,16 @@ class LeadService:
                 allowed=list(allowed),
             )
         session.add(
-            LeadEvent(id=new_id(), created_at=now, lead_id=lead.id, actor_id=actor.id, kind="status_changed",
-                      from_value=lead.status, to_value=target, reason=reason)
+            LeadEvent(
+                id=new_id(),
+                created_at=now,
+                lead_id=lead.id,
+                actor_id=actor.id,
+                kind="status_changed",
+                from_value=lead.status,
+                to_value=target,
+                reason=reason,
+            )
         )
         lead.status = target
         lead.closed_reason = reason
@@ -370,13 +392,18 @@ class LeadService:
                 .where(
                     Delivery.lead_id == lead_id,
                     Delivery.status.in_(PATIENT_FACING_UNFINISHED),
-                    Delivery.kind.not_in(("staff_alert", "staff_alert_webhook")),
+                    Delivery.kind.not_in(kinds.STAFF_KINDS),
                 )
                 .values(status="cancelled", updated_at=utcnow())
             )
 
     async def _assign(
-        self, session: AsyncSession, lead: Lead, staff_id: uuid.UUID | None, actor: StaffMember, now: dt.datetime
+        self,
+        session: AsyncSession,
+        lead: Lead,
+        staff_id: uuid.UUID | None,
+        actor: StaffMember,
+        now: dt.datetime,
     ) -> None:
         if staff_id is not None:
             member = await session.get(StaffMember, staff_id)
@@ -385,9 +412,15 @@ class LeadService:
         if lead.assigned_to_id == staff_id:
             return
         session.add(
-            LeadEvent(id=new_id(), created_at=now, lead_id=lead.id, actor_id=actor.id, kind="assigned",
-                      from_value=str(lead.assigned_to_id) if lead.assigned_to_id else None,
-                      to_value=str(staff_id) if staff_id else None)
+            LeadEvent(
+                id=new_id(),
+                created_at=now,
+                lead_id=lead.id,
+                actor_id=actor.id,
+                kind="assigned",
+                from_value=str(lead.assigned_to_id) if lead.assigned_to_id else None,
+                to_value=str(staff_id) if staff_id else None,
+            )
         )
         lead.assigned_to_id = staff_id
 
@@ -401,10 +434,20 @@ class LeadService:
             session.add(row)
             if note.contact_made:
                 lead.last_contact_at = now
-            audit.record(session, actor_id=actor.id, action="note.create", lead_id=lead.id,
-                         fields=["body", *(["last_contact_at"] if note.contact_made else [])])
-        return NoteOut(id=row.id, lead_id=lead_id, author=StaffRef(id=actor.id, name=actor.name), body=row.body,
-                       created_at=now)
+            audit.record(
+                session,
+                actor_id=actor.id,
+                action="note.create",
+                lead_id=lead.id,
+                fields=["body", *(["last_contact_at"] if note.contact_made else [])],
+            )
+        return NoteOut(
+            id=row.id,
+            lead_id=lead_id,
+            author=StaffRef(id=actor.id, name=actor.name),
+            body=row.body,
+            created_at=now,
+        )
 
     async def export_csv(self, filters: LeadFilters, *, sort: Sort, actor: StaffMember) -> str:
         limit = self._settings.auth.export_max_rows
@@ -416,13 +459,43 @@ class LeadService:
             audit.record(session, actor_id=actor.id, action="lead.export", fields=filters.used())
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["id", "created_at", "first_name", "last_name", "email", "phone", "tier", "route", "score",
-                         "status", "location", "assigned_to", "last_contact_at", "next_follow_up_at"])
+        writer.writerow(
+            [
+                "id",
+                "created_at",
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "tier",
+                "route",
+                "score",
+                "status",
+                "location",
+                "assigned_to",
+                "last_contact_at",
+                "next_follow_up_at",
+            ]
+        )
         for r in rows:
-            writer.writerow([r.id, r.created_at.isoformat(), _cell(r.first_name), _cell(r.last_name), _cell(r.email),
-                             r.phone or "", r.tier, r.route, r.score, r.status, r.location, r.assignee_name or "",
-                             r.last_contact_at.isoformat() if r.last_contact_at else "",
-                             r.next_follow_up_at.isoformat() if r.next_follow_up_at else ""])
+            writer.writerow(
+                [
+                    r.id,
+                    r.created_at.isoformat(),
+                    _cell(r.first_name),
+                    _cell(r.last_name),
+                    _cell(r.email),
+                    r.phone or "",
+                    r.tier,
+                    r.route,
+                    r.score,
+                    r.status,
+                    r.location,
+                    r.assignee_name or "",
+                    r.last_contact_at.isoformat() if r.last_contact_at else "",
+                    r.next_follow_up_at.isoformat() if r.next_follow_up_at else "",
+                ]
+            )
         return out.getvalue()
 
     async def count(self) -> int:

@@ -147,8 +147,8 @@ class LeadPatch(msgspec.Struct, forbid_unknown_fields=True):
     """Only these may change; anything else (tier, email, ...) is refused with 422."""
 
     status: str | msgspec.UnsetType = msgspec.UNSET
-    closed_reason: str | None | msgspec.UnsetType = msgspec.UNSET
-    assigned_to: uuid.UUID | None | msgspec.UnsetType = msgspec.UNSET
+    closed_reason: str | msgspec.UnsetType | None = msgspec.UNSET
+    assigned_to: uuid.UUID | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class NoteIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -73,9 +73,7 @@ class IntakeService:
         """Every problem of the submission at once, or the clean contact and answers."""
         contact, errors = check_contact(submission.contact)
         if not submission.consent.privacy:
-            errors.append(
-                FieldError("consent.privacy", "The privacy notice must be accepted to submit the screen.")
-            )
+            errors.append(FieldError("consent.privacy", "The privacy notice must be accepted to submit the screen."))
         answers, answer_errors = self._catalog.questionnaire.validate(submission.answers)
         errors.extend(FieldError(e.field, e.message) for e in answer_errors)
         if errors or contact is None:

@@ -79,9 +79,7 @@ class DeliverySender:
                     return Outcome("skipped")
                 delivery = session.get_one(Delivery, delivery_id)
                 lead = session.get_one(Lead, delivery.lead_id)
-                screening = (
-                    session.get_one(Screening, delivery.screening_id) if delivery.screening_id else None
-                )
+                screening = session.get_one(Screening, delivery.screening_id) if delivery.screening_id else None
             try:
                 self._dispatch(delivery, lead, screening, now)
             except TemporaryFailure as exc:
@@ -94,21 +92,15 @@ class DeliverySender:
                     .where(Delivery.id == delivery.id)
                     .values(status="sent", sent_at=utcnow(), last_error=None, next_attempt_at=None)
                 )
-        log.info(
-            "delivery.sent", delivery_id=str(delivery.id), kind=delivery.kind, attempts=delivery.attempts
-        )
+        log.info("delivery.sent", delivery_id=str(delivery.id), kind=delivery.kind, attempts=delivery.attempts)
         return Outcome("sent")
 
-    def _dispatch(
-        self, delivery: Delivery, lead: Lead, screening: Screening | None, now: dt.datetime
-    ) -> None:
+    def _dispatch(self, delivery: Delivery, lead: Lead, screening: Screening | None, now: dt.datetime) -> None:
         if screening is None:
             raise PermanentFailure(f"{delivery.kind} needs a screening")
         if delivery.kind == kinds.KIND_STAFF_ALERT_WEBHOOK:
             alerts = self._settings.alerts
-            post_alert(
-                alerts.webhook_url, alerts.webhook_secret, alert_facts(lead, screening, self._settings, now)
-            )
+            post_alert(alerts.webhook_url, alerts.webhook_secret, alert_facts(lead, screening, self._settings, now))
         elif delivery.kind == kinds.KIND_STAFF_ALERT:
             self._transport.send(self._builder.staff_alert(delivery, lead, screening, now))
         else:

@@ -26,9 +26,7 @@ class ClinicView:
 
 def _display_phone(e164: str) -> str:
     try:
-        return phonenumbers.format_number(
-            phonenumbers.parse(e164, "US"), phonenumbers.PhoneNumberFormat.NATIONAL
-        )
+        return phonenumbers.format_number(phonenumbers.parse(e164, "US"), phonenumbers.PhoneNumberFormat.NATIONAL)
     except phonenumbers.NumberParseException:
         return e164
 
@@ -91,12 +89,8 @@ class EmailBuilder:
         )
         return self._message(delivery, [lead.email], subject, text, html)
 
-    def staff_alert(
-        self, delivery: Delivery, lead: Lead, screening: Screening, now: dt.datetime
-    ) -> EmailMessage:
-        subject, text, html = self.render(
-            delivery.kind, "en", alert_facts(lead, screening, self._settings, now)
-        )
+    def staff_alert(self, delivery: Delivery, lead: Lead, screening: Screening, now: dt.datetime) -> EmailMessage:
+        subject, text, html = self.render(delivery.kind, "en", alert_facts(lead, screening, self._settings, now))
         return self._message(delivery, list(self._settings.alerts.staff_emails), subject, text, html)
 
 

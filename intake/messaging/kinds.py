@@ -12,6 +12,7 @@ KIND_SEEK_CARE_NOW = "seek_care_now"
 KIND_BOOKING_INVITATION = "booking_invitation"
 KIND_STAFF_ALERT = "staff_alert"
 KIND_STAFF_ALERT_WEBHOOK = "staff_alert_webhook"
+STAFF_KINDS = (KIND_STAFF_ALERT, KIND_STAFF_ALERT_WEBHOOK)
 
 TASK_ROUTE_SCREENING = "intake.route_screening"
 TASK_SEND_DELIVERY = "intake.send_delivery"

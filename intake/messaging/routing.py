@@ -58,14 +58,10 @@ def insert_deliveries(session: Session, lead: Lead, screening: Screening, planne
         for p in planned
     ]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(Delivery).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    )
+    session.execute(dialect.insert(Delivery).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 
-def route_screening(
-    session: Session, outbox_id: uuid.UUID, settings: Settings
-) -> list[tuple[uuid.UUID, str]]:
+def route_screening(session: Session, outbox_id: uuid.UUID, settings: Settings) -> list[tuple[uuid.UUID, str]]:
     """Record the screening's deliveries and mark the outbox row done; returns what to send now."""
     with session.begin():
         message = session.get(OutboxMessage, outbox_id, with_for_update=True)

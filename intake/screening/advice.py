@@ -112,9 +112,7 @@ def parse_rule_texts(
     disclaimer = as_text(top.get("disclaimer"), f"{label}: disclaimer", problems)
     if disclaimer is None:
         return None
-    return RuleSetText(
-        reasons=MappingProxyType(reasons), advice=MappingProxyType(advice), disclaimer=disclaimer
-    )
+    return RuleSetText(reasons=MappingProxyType(reasons), advice=MappingProxyType(advice), disclaimer=disclaimer)
 
 
 def _parse_block(raw: object, where: str, *, with_note: bool, problems: Problems) -> AdviceText | None:
@@ -139,9 +137,7 @@ def _parse_block(raw: object, where: str, *, with_note: bool, problems: Problems
     return AdviceText(title=title, body=body, actions=tuple(actions), note=note)
 
 
-def check_same_actions(
-    texts: Mapping[str, RuleSetText], labels: Mapping[str, str], problems: Problems
-) -> None:
+def check_same_actions(texts: Mapping[str, RuleSetText], labels: Mapping[str, str], problems: Problems) -> None:
     """Every language offers the same buttons in the same order; only the labels differ."""
     languages = list(texts)
     if len(languages) < 2:

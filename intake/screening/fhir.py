@@ -69,9 +69,7 @@ def _fhir_item(item: Item, text: ItemText) -> dict[str, Any]:
                 "extension": [
                     {
                         "url": _FHIR_ITEM_CONTROL,
-                        "valueCodeableConcept": {
-                            "coding": [{"system": _FHIR_ITEM_CONTROL_SYSTEM, "code": "help"}]
-                        },
+                        "valueCodeableConcept": {"coding": [{"system": _FHIR_ITEM_CONTROL_SYSTEM, "code": "help"}]},
                     }
                 ],
             }

@@ -170,9 +170,7 @@ def _parse_item(
         link_id=link_id,
         type=kind,
         required=as_flag(entry.get("required", False), f"{where}: required", problems),
-        repeats=as_flag(entry.get("repeats", False), f"{where}: repeats", problems)
-        if kind == "choice"
-        else False,
+        repeats=as_flag(entry.get("repeats", False), f"{where}: repeats", problems) if kind == "choice" else False,
         options=options,
         minimum=minimum,
         maximum=maximum,
@@ -228,9 +226,7 @@ def _enable_when(
             else:
                 problems.add(here, f"'{answer}' is not an option of '{target.link_id}'")
         else:
-            problems.add(
-                here, f"answer {answer!r} cannot be compared with the {target.type} item '{target.link_id}'"
-            )
+            problems.add(here, f"answer {answer!r} cannot be compared with the {target.type} item '{target.link_id}'")
     behavior = entry.get("enableBehavior", "all")
     if len(raw) > 1 and "enableBehavior" not in entry:
         problems.add(where, "enableBehavior (any or all) is required with several enableWhen conditions")
@@ -247,9 +243,7 @@ def _identifier(raw: object, where: str, problems: Problems) -> str | None:
     return raw
 
 
-def parse_texts(
-    raw: object, label: str, sections: tuple[Section, ...], problems: Problems
-) -> QuestionnaireText | None:
+def parse_texts(raw: object, label: str, sections: tuple[Section, ...], problems: Problems) -> QuestionnaireText | None:
     """The wording of questionnaire.<lang>.yaml, checked against the structure."""
     top = as_mapping(raw, label, problems, required=("title", "description", "sections", "items"))
     if top is None:
@@ -298,9 +292,7 @@ def _parse_item_text(raw: object, where: str, item: Item, problems: Problems) ->
     help_text = as_text(entry["help"], f"{where}: help", problems) if "help" in entry else None
     displays: dict[str, str] = {}
     if item.type == "choice":
-        raw_options = as_mapping(
-            entry.get("options", {}), f"{where}: options", problems, optional=item.options
-        )
+        raw_options = as_mapping(entry.get("options", {}), f"{where}: options", problems, optional=item.options)
         for code in item.options:
             if raw_options is not None and code not in raw_options:
                 problems.add(f"{where}: options", f"missing text for option '{code}'")
@@ -313,18 +305,12 @@ def _parse_item_text(raw: object, where: str, item: Item, problems: Problems) ->
     return ItemText(text=text, help=help_text, options=MappingProxyType(displays))
 
 
-def check_same_help(
-    texts: Mapping[str, QuestionnaireText], labels: Mapping[str, str], problems: Problems
-) -> None:
+def check_same_help(texts: Mapping[str, QuestionnaireText], labels: Mapping[str, str], problems: Problems) -> None:
     """Help text is optional, but a question has it in every language or in none."""
     languages = list(texts)
     for link_id in texts[languages[0]].items if languages else ():
-        with_help = [
-            lang for lang in languages if link_id in texts[lang].items and texts[lang].items[link_id].help
-        ]
+        with_help = [lang for lang in languages if link_id in texts[lang].items and texts[lang].items[link_id].help]
         if with_help and len(with_help) != len(languages):
             for lang in languages:
                 if lang not in with_help:
-                    problems.add(
-                        labels[lang], f"item '{link_id}': missing help text (it has one in {with_help[0]})"
-                    )
+                    problems.add(labels[lang], f"item '{link_id}': missing help text (it has one in {with_help[0]})")

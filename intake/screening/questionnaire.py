@@ -79,8 +79,7 @@ class Questionnaire:
         if not item.enable_when:
             return True
         matches = (
-            _same_answer(answers.get(condition.question, _LEFT_OUT), condition.answer)
-            for condition in item.enable_when
+            _same_answer(answers.get(condition.question, _LEFT_OUT), condition.answer) for condition in item.enable_when
         )
         return any(matches) if item.enable_behavior == "any" else all(matches)
 

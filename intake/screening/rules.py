@@ -70,9 +70,7 @@ class ItemTest:
         if self.operator == "gte":
             return isinstance(value, int) and value >= cast(int, self.operand)
         # A text is not a list of codes: "lower_back" must not contain "back".
-        return isinstance(value, list | tuple) and any(
-            code in value for code in cast(tuple[str, ...], self.operand)
-        )
+        return isinstance(value, list | tuple) and any(code in value for code in cast(tuple[str, ...], self.operand))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +152,7 @@ def parse_rule_file(
 
 
 def _parse_rule(raw: object, where: str, items: Mapping[str, Item], problems: Problems) -> Rule | None:
-    entry = as_mapping(
-        raw, where, problems, required=("code", "tier", "weight", "when"), optional=("advice",)
-    )
+    entry = as_mapping(raw, where, problems, required=("code", "tier", "weight", "when"), optional=("advice",))
     if entry is None:
         return None
     code = entry.get("code")
@@ -168,12 +164,8 @@ def _parse_rule(raw: object, where: str, items: Mapping[str, Item], problems: Pr
     if tier is None:
         problems.add(where, f"unknown tier {tier_value!r}; use one of {', '.join(Tier)}")
     # Negative weights could lower the score when one more sign is present.
-    weight = (
-        as_int(entry.get("weight"), f"{where}: weight", problems, minimum=0) if "weight" in entry else None
-    )
-    condition = (
-        parse_condition(entry.get("when"), f"{where}: when", items, problems) if "when" in entry else None
-    )
+    weight = as_int(entry.get("weight"), f"{where}: weight", problems, minimum=0) if "weight" in entry else None
+    condition = parse_condition(entry.get("when"), f"{where}: when", items, problems) if "when" in entry else None
     raw_advice = entry.get("advice")
     advice = raw_advice if isinstance(raw_advice, str) and IDENTIFIER.match(raw_advice) else None
     if raw_advice is not None and advice is None:
@@ -186,9 +178,7 @@ def _parse_rule(raw: object, where: str, items: Mapping[str, Item], problems: Pr
     return Rule(code=code, tier=tier, weight=weight, when=condition, advice=advice)
 
 
-def parse_condition(
-    raw: object, where: str, items: Mapping[str, Item], problems: Problems
-) -> Condition | None:
+def parse_condition(raw: object, where: str, items: Mapping[str, Item], problems: Problems) -> Condition | None:
     if not isinstance(raw, Mapping):
         problems.add(where, "a condition must be a mapping")
         return None
@@ -294,9 +284,7 @@ def _number_in_range(item: Item, raw: object, where: str, problems: Problems) ->
     return raw
 
 
-def _parse_score(
-    raw: object, where: str, items: Mapping[str, Item], problems: Problems
-) -> tuple[PerPoint, ...]:
+def _parse_score(raw: object, where: str, items: Mapping[str, Item], problems: Problems) -> tuple[PerPoint, ...]:
     score = as_mapping(raw, where, problems, optional=("per_point",))
     if score is None:
         return ()

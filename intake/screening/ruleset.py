@@ -38,9 +38,7 @@ class RuleSet:
     def reasons(self, assessment: Assessment, lang: Language) -> list[Reason]:
         return build_reasons(self._text(lang), self._by_code, assessment)
 
-    def advice(
-        self, assessment: Assessment, lang: Language, *, clinic_phone: str, booking_url: str
-    ) -> Advice:
+    def advice(self, assessment: Assessment, lang: Language, *, clinic_phone: str, booking_url: str) -> Advice:
         return build_advice(
             self._text(lang),
             self._by_code,

@@ -46,9 +46,7 @@ ROUTES: Mapping[Tier, Route] = MappingProxyType(
 )
 
 
-def assess(
-    rules: tuple[Rule, ...], per_point: tuple[PerPoint, ...], answers: Mapping[str, Any]
-) -> Assessment:
+def assess(rules: tuple[Rule, ...], per_point: tuple[PerPoint, ...], answers: Mapping[str, Any]) -> Assessment:
     fired = [rule for rule in rules if rule.when.holds(answers)]
     tier = min((rule.tier for rule in fired), key=lambda t: t.rank, default=Tier.ROUTINE)
     points = sum(rule.weight for rule in fired) + sum(part.score(answers) for part in per_point)

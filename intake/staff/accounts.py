@@ -22,7 +22,9 @@ from intake.staff.passwords import hash_password, needs_rehash, password_problem
 log = structlog.get_logger(__name__)
 
 
-def _check(email: str | None, name: str | None, role: str | None, password: str | None) -> tuple[str | None, list[FieldProblem]]:
+def _check(
+    email: str | None, name: str | None, role: str | None, password: str | None
+) -> tuple[str | None, list[FieldProblem]]:
     problems: list[FieldProblem] = []
     normalised = None
     if email is not None:
@@ -62,8 +64,13 @@ class StaffService:
         try:
             async with self._sessionmaker() as session, session.begin():
                 session.add(member)
-                audit.record(session, actor_id=actor_id, action="staff.create", target_staff_id=member.id,
-                             fields=["email", "name", "role", "password"])
+                audit.record(
+                    session,
+                    actor_id=actor_id,
+                    action="staff.create",
+                    target_staff_id=member.id,
+                    fields=["email", "name", "role", "password"],
+                )
         except IntegrityError:
             raise Conflict("A staff member with this email already exists.") from None
         return member
@@ -80,7 +87,11 @@ class StaffService:
             if member is None:
                 return None
             if member.disabled or (member.locked_until is not None and member.locked_until > now):
-                log.info("auth.refused", staff_id=str(member.id), reason="disabled" if member.disabled else "locked")
+                log.info(
+                    "auth.refused",
+                    staff_id=str(member.id),
+                    reason="disabled" if member.disabled else "locked",
+                )
                 return None
             if not ok:
                 member.failed_logins += 1
@@ -107,8 +118,12 @@ class StaffService:
     async def update(self, staff_id: uuid.UUID, changes: dict[str, Any], *, actor_id: uuid.UUID) -> StaffMember:
         _, problems = _check(None, changes.get("name"), changes.get("role"), changes.get("password"))
         if staff_id == actor_id and (changes.get("disabled") or changes.get("role") not in (None, "admin")):
-            problems.append(FieldProblem("role" if "role" in changes else "disabled",
-                                         "An admin cannot disable or demote themselves."))
+            problems.append(
+                FieldProblem(
+                    "role" if "role" in changes else "disabled",
+                    "An admin cannot disable or demote themselves.",
+                )
+            )
         if problems:
             raise InvalidFields(problems)
         async with self._sessionmaker() as session, session.begin():

@@ -10,9 +10,9 @@ import structlog
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from intake import keyset as cursors
 from intake.db.base import new_id, utcnow
 from intake.db.models import AuditEntry
-from intake import keyset as cursors
 
 
 def record(

@@ -68,5 +68,7 @@ class TokenIssuer:
 
     def issue(self, member: StaffMember) -> str:
         return self._jwt_auth.create_token(
-            identifier=str(member.id), token_unique_jwt_id=uuid.uuid4().hex, token_extras={"role": member.role}
+            identifier=str(member.id),
+            token_unique_jwt_id=uuid.uuid4().hex,
+            token_extras={"role": member.role},
         )

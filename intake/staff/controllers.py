@@ -38,10 +38,18 @@ class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
 
-    @post("/login", operation_id="login", summary="Sign in: a short-lived bearer token", opt={"public": True},
-          status_code=200)
+    @post(
+        "/login",
+        operation_id="login",
+        summary="Sign in: a short-lived bearer token",
+        opt={"public": True},
+        status_code=200,
+    )
     async def login(
-        self, data: JSONBody[LoginIn], staff_service: NamedDependency[StaffService], token_issuer: NamedDependency[TokenIssuer]
+        self,
+        data: JSONBody[LoginIn],
+        staff_service: NamedDependency[StaffService],
+        token_issuer: NamedDependency[TokenIssuer],
     ) -> TokenOut:
         member = await staff_service.authenticate(data.email, data.password)
         if member is None:
@@ -49,12 +57,14 @@ class AuthController(Controller):
             raise NotAuthorizedException("Wrong email or password, or the account is locked or disabled.")
         return TokenOut(
             access_token=token_issuer.issue(member),
-            token_type="bearer",
+            token_type="bearer",  # noqa: S106 - the OAuth token type, not a secret
             expires_in=int(token_issuer.lifetime.total_seconds()),
         )
 
     @post("/logout", operation_id="logout", summary="Revoke the token this request carries", status_code=204)
-    async def logout(self, request: Request[StaffMember, Token, Any], staff_service: NamedDependency[StaffService]) -> None:
+    async def logout(
+        self, request: Request[StaffMember, Token, Any], staff_service: NamedDependency[StaffService]
+    ) -> None:
         token = request.auth
         await staff_service.revoke(str(token.jti), token.exp)
 
@@ -74,14 +84,21 @@ class StaffController(Controller):
 
     @post("/", operation_id="createStaff", summary="Create a staff account (admin)")
     async def create_staff(
-        self, data: JSONBody[StaffCreate], request: Request[StaffMember, Token, Any], staff_service: NamedDependency[StaffService]
+        self,
+        data: JSONBody[StaffCreate],
+        request: Request[StaffMember, Token, Any],
+        staff_service: NamedDependency[StaffService],
     ) -> StaffOut:
         member = await staff_service.create(
             email=data.email, name=data.name, role=data.role, password=data.password, actor_id=request.user.id
         )
         return staff_out(member)
 
-    @patch("/{staff_id:uuid}", operation_id="updateStaff", summary="Change a name, role, password; disable (admin)")
+    @patch(
+        "/{staff_id:uuid}",
+        operation_id="updateStaff",
+        summary="Change a name, role, password; disable (admin)",
+    )
     async def update_staff(
         self,
         staff_id: uuid.UUID,
@@ -111,14 +128,26 @@ class AuditController(Controller):
         limit: Limit = 50,
     ) -> AuditPage:
         rows, next_cursor = await audit_service.list(
-            actor_id=request.user.id, staff_id=staff_id, lead_id=lead_id, action=action,
-            at_from=at_from, at_to=at_to, after=cursor, limit=limit,
+            actor_id=request.user.id,
+            staff_id=staff_id,
+            lead_id=lead_id,
+            action=action,
+            at_from=at_from,
+            at_to=at_to,
+            after=cursor,
+            limit=limit,
         )
         items = [
-            AuditOut(id=r.id, at=r.at, actor_id=r.actor_id, action=r.action, lead_id=r.lead_id,
-                     target_staff_id=r.target_staff_id, fields=list(r.fields), request_id=r.request_id)
+            AuditOut(
+                id=r.id,
+                at=r.at,
+                actor_id=r.actor_id,
+                action=r.action,
+                lead_id=r.lead_id,
+                target_staff_id=r.target_staff_id,
+                fields=list(r.fields),
+                request_id=r.request_id,
+            )
             for r in rows
         ]
         return AuditPage(items=items, next_cursor=next_cursor)
-
-

@@ -48,9 +48,7 @@ def upgrade() -> None:
         sa.Column("tier_rank", sa.SmallInteger(), nullable=False),
         sa.Column("route", sa.String(length=20), nullable=False),
         sa.Column("score", sa.SmallInteger(), nullable=False),
-        sa.Column(
-            "last_screened_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
-        ),
+        sa.Column("last_screened_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_leads")),
@@ -96,16 +94,12 @@ def upgrade() -> None:
         sa.Column("lead_id", sa.Uuid(), nullable=False),
         sa.Column("screening_id", sa.Uuid(), nullable=False),
         sa.Column("privacy_notice_version", sa.String(length=32), nullable=False),
-        sa.Column(
-            "privacy_accepted_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
-        ),
+        sa.Column("privacy_accepted_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
         sa.Column("email_followup", sa.Boolean(), nullable=False),
         sa.Column("sms", sa.Boolean(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["lead_id"], ["leads.id"], name=op.f("fk_consents_lead_id_leads"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["lead_id"], ["leads.id"], name=op.f("fk_consents_lead_id_leads"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["screening_id"],
             ["screenings.id"],

@@ -51,9 +51,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.SmallInteger(), nullable=False),
         sa.Column("last_error", sa.String(length=200), nullable=True),
         sa.Column("claimed_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
-        sa.Column(
-            "next_attempt_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True
-        ),
+        sa.Column("next_attempt_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("sent_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
         sa.Column("updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),

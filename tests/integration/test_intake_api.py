@@ -78,9 +78,7 @@ async def test_spanish_submission_is_answered_in_spanish(client: Client) -> None
 
 async def test_returning_person_keeps_one_lead_with_history(client: Client, db: AsyncEngine) -> None:
     first = (await client.post("/api/intake", json=submission(email="Rosa.D@Example.com", phone=None))).json()
-    again = (
-        await client.post("/api/intake", json=submission(EMERGENCY_ANSWERS, email="rosa.d@example.com"))
-    ).json()
+    again = (await client.post("/api/intake", json=submission(EMERGENCY_ANSWERS, email="rosa.d@example.com"))).json()
     by_phone = (await client.post("/api/intake", json=submission(email="other@example.com"))).json()
     assert first["lead_id"] == again["lead_id"] == by_phone["lead_id"]
     assert len({first["screening_id"], again["screening_id"], by_phone["screening_id"]}) == 3
@@ -108,17 +106,13 @@ async def test_idempotency_key_replays_the_first_answer(client: Client, db: Asyn
 async def test_concurrent_retries_with_one_key_store_once(client: Client, db: AsyncEngine) -> None:
     payload = submission(ROUTINE_ANSWERS)
     headers = {"Idempotency-Key": "double-click-1"}
-    responses = await asyncio.gather(
-        *(client.post("/api/intake", json=payload, headers=headers) for _ in range(5))
-    )
+    responses = await asyncio.gather(*(client.post("/api/intake", json=payload, headers=headers) for _ in range(5)))
     assert {r.status_code for r in responses} == {201}
     assert len({r.json()["screening_id"] for r in responses}) == 1
     assert await count_rows(db, "screenings") == 1
 
 
-async def test_concurrent_first_submissions_of_one_person_make_one_lead(
-    client: Client, db: AsyncEngine
-) -> None:
+async def test_concurrent_first_submissions_of_one_person_make_one_lead(client: Client, db: AsyncEngine) -> None:
     payloads = [submission(email="same.person@example.com") for _ in range(6)]
     responses = await asyncio.gather(*(client.post("/api/intake", json=p) for p in payloads))
     assert {r.status_code for r in responses} == {201}, [r.text for r in responses]
@@ -157,9 +151,7 @@ BAD_SUBMISSIONS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_SUBMISSIONS))
-async def test_bad_input_is_422_naming_the_field_and_stores_nothing(
-    case: str, client: Client, db: AsyncEngine
-) -> None:
+async def test_bad_input_is_422_naming_the_field_and_stores_nothing(case: str, client: Client, db: AsyncEngine) -> None:
     payload, field = BAD_SUBMISSIONS[case]
     response = await client.post("/api/intake", json=payload)
     assert response.status_code == 422, response.text

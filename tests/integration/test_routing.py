@@ -113,9 +113,7 @@ def api_settings(pg_url: str, redis: RedisServer, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def api(
-    pg_url: str, redis: RedisServer, tmp_path: Path, pg: AsyncEngine
-) -> AsyncIterator[AsyncTestClient[Any]]:
+async def api(pg_url: str, redis: RedisServer, tmp_path: Path, pg: AsyncEngine) -> AsyncIterator[AsyncTestClient[Any]]:
     async with AsyncTestClient(app=create_app(api_settings(pg_url, redis, tmp_path))) as client:
         yield client
 
@@ -140,9 +138,7 @@ def settle(seconds: float = 3.5) -> None:
 async def test_seek_care_now_reaches_patient_and_staff(
     api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, webhook: WebhookSink, pg: AsyncEngine
 ) -> None:
-    payload = submission(
-        EMERGENCY_ANSWERS, language="es", email="lucia.ferrer@example.com", first_name="Lucía"
-    )
+    payload = submission(EMERGENCY_ANSWERS, language="es", email="lucia.ferrer@example.com", first_name="Lucía")
     body = (await api.post("/api/intake", json=payload)).json()
     lead_id = body["lead_id"]
     wait_for(
@@ -170,9 +166,7 @@ async def test_seek_care_now_reaches_patient_and_staff(
 
     (request,) = webhook.requests
     headers, raw = request
-    expected = hmac.new(
-        WEBHOOK_SECRET.encode(), headers["x-intake-timestamp"].encode() + b"." + raw, hashlib.sha256
-    )
+    expected = hmac.new(WEBHOOK_SECRET.encode(), headers["x-intake-timestamp"].encode() + b"." + raw, hashlib.sha256)
     assert headers["x-intake-signature"] == f"sha256={expected.hexdigest()}"
     alert = json.loads(raw)
     assert alert["lead_id"] == lead_id and alert["tier"] == "emergency" and alert["minutes_since"] == 0
@@ -196,9 +190,7 @@ async def test_seek_care_now_reaches_patient_and_staff(
 async def test_book_consultation_gets_an_invitation(
     api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine
 ) -> None:
-    await api.post(
-        "/api/intake", json=submission(ROUTINE_ANSWERS, email="sam.o@example.com", first_name="Sam")
-    )
+    await api.post("/api/intake", json=submission(ROUTINE_ANSWERS, email="sam.o@example.com", first_name="Sam"))
     wait_for(lambda: len(smtp.received) >= 1, 20, "the booking invitation")
     settle()
     (invitation,) = smtp.received
@@ -269,9 +261,7 @@ async def test_redis_down_during_submission_routes_once_it_is_back(
         redis.stop()
         async with AsyncTestClient(app=create_app(api_settings(pg_url, redis, tmp_path))) as api:
             started = time.monotonic()
-            response = await api.post(
-                "/api/intake", json=submission(EMERGENCY_ANSWERS, email="kim@example.com")
-            )
+            response = await api.post("/api/intake", json=submission(EMERGENCY_ANSWERS, email="kim@example.com"))
             elapsed = time.monotonic() - started
         assert response.status_code == 201
         assert response.json()["route"] == "seek_care_now"
@@ -279,9 +269,7 @@ async def test_redis_down_during_submission_routes_once_it_is_back(
         async with pg.connect() as connection:
             assert (await connection.execute(select(OutboxMessage.done_at))).scalar_one() is None
         redis.start()
-        wait_for(
-            lambda: len(smtp.to("kim@example.com")) >= 1, 60, "the seek-care-now email after Redis came back"
-        )
+        wait_for(lambda: len(smtp.to("kim@example.com")) >= 1, 60, "the seek-care-now email after Redis came back")
         settle()
         assert len(smtp.to("kim@example.com")) == 1
         assert len([r for r in smtp.received if set(STAFF) <= set(r.rcpt_tos)]) == 1
@@ -339,6 +327,4 @@ def test_task_arguments_are_ids_only() -> None:
     from workers.celery_app import CeleryBroker
 
     CeleryBroker(Recorder()).send(publication)  # type: ignore[arg-type]
-    assert sent == [
-        {"name": kinds.TASK_ROUTE_SCREENING, "args": [str(outbox_id)], "queue": "alerts", "retry": False}
-    ]
+    assert sent == [{"name": kinds.TASK_ROUTE_SCREENING, "args": [str(outbox_id)], "queue": "alerts", "retry": False}]

@@ -92,7 +92,8 @@ def test_embedded_default_routes_end_to_end_into_eml_files(embedded: Served, tmp
 
 
 def test_logs_carry_no_patient_data(tmp_path: Path, pg_url: str) -> None:
-    for served in _serve(tmp_path, {"DATABASE_URL": pg_url, "INTAKE_ENV": "production"}):
+    production = {"DATABASE_URL": pg_url, "INTAKE_ENV": "production", "JWT_SECRET": "x" * 40}
+    for served in _serve(tmp_path, production):
         payload = submission(
             {**EMERGENCY_ANSWERS, "goals": "Carry my granddaughter Zuleika again"},
             email="Marisol.Quintanilla-Test@example.org",

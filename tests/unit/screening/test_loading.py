@@ -205,9 +205,7 @@ def test_badly_named_rule_set(data_dir: Path) -> None:
 
 def test_missing_spanish_option_text(data_dir: Path) -> None:
     edit(data_dir, "questionnaire.es.yaml", lambda c: c["items"]["spread"]["options"].pop("one_leg"))
-    assert "questionnaire.es.yaml: item 'spread': options: missing text for option 'one_leg'" in load_error(
-        data_dir
-    )
+    assert "questionnaire.es.yaml: item 'spread': options: missing text for option 'one_leg'" in load_error(data_dir)
 
 
 def test_missing_item_text(data_dir: Path) -> None:
@@ -237,9 +235,7 @@ def test_unknown_item_type(data_dir: Path) -> None:
 
 def test_duplicate_option_code(data_dir: Path) -> None:
     edit(data_dir, "questionnaire.yaml", lambda c: c["sections"][0]["items"][0]["options"].append("mid_back"))
-    assert "questionnaire.yaml: item 'pain_area': options: duplicate option 'mid_back'" in load_error(
-        data_dir
-    )
+    assert "questionnaire.yaml: item 'pain_area': options: duplicate option 'mid_back'" in load_error(data_dir)
 
 
 def test_duplicate_link_id(data_dir: Path) -> None:

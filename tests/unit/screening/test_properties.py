@@ -17,9 +17,7 @@ from tests.unit.screening.strategies import valid_answers
 VERSIONS = sorted(load_catalog().rule_sets)
 # A second, independent load: scoring must not depend on state kept between calls.
 FRESH = load_catalog()
-PROPERTY = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def assert_not_lower(before: Assessment, after: Assessment, move: str) -> None:
@@ -55,9 +53,7 @@ def test_deterministic(catalog: Catalog, any_rule_set: RuleSet, answers: dict[st
 
 @PROPERTY
 @given(answers=valid_answers())
-def test_score_is_inside_its_tier_band(
-    catalog: Catalog, any_rule_set: RuleSet, answers: dict[str, Any]
-) -> None:
+def test_score_is_inside_its_tier_band(catalog: Catalog, any_rule_set: RuleSet, answers: dict[str, Any]) -> None:
     result = any_rule_set.assess(answers)
     low, high = BANDS[result.tier.value]
     assert 0 <= low <= result.score <= high <= 100
@@ -111,9 +107,7 @@ def test_a_more_severe_option_never_lowers(
         return
     higher = data.draw(st.sampled_from(order[start + 1 :]), label="higher")
     raised = check(catalog, {**answers, item: higher})
-    assert_not_lower(
-        any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}"
-    )
+    assert_not_lower(any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}")
 
 
 @PROPERTY
@@ -128,9 +122,7 @@ def test_more_pain_impact_or_age_never_lowers(
         return
     higher = data.draw(st.integers(low if current is None else current + 1, high), label="higher")
     raised = check(catalog, {**answers, item: higher})
-    assert_not_lower(
-        any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}"
-    )
+    assert_not_lower(any_rule_set.assess(answers), any_rule_set.assess(raised), f"{item}: {current} -> {higher}")
 
 
 @PROPERTY

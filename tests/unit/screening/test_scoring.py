@@ -141,9 +141,7 @@ def test_rule_codes_are_ordered_most_severe_tier_first(catalog: Catalog, rule_se
     assert result.tier == Tier.EMERGENCY
 
 
-@pytest.mark.parametrize(
-    ("item", "below", "at"), [("pain_now", 6, 7), ("daily_impact", 6, 7), ("age", 64, 65)]
-)
+@pytest.mark.parametrize(("item", "below", "at"), [("pain_now", 6, 7), ("daily_impact", 6, 7), ("age", 64, 65)])
 def test_soon_thresholds(catalog: Catalog, rule_set: RuleSet, item: str, below: int, at: int) -> None:
     assert scored(catalog, rule_set, **{item: below}).tier == Tier.ROUTINE
     assert scored(catalog, rule_set, **{item: at}).tier == Tier.SOON
@@ -169,9 +167,7 @@ def test_pain_at_the_top_of_the_scale(catalog: Catalog, rule_set: RuleSet) -> No
         ("over_12_weeks", Tier.URGENT, "major_injury_later"),
     ],
 )
-def test_major_injury_duration_edge(
-    catalog: Catalog, rule_set: RuleSet, duration: str, tier: Tier, code: str
-) -> None:
+def test_major_injury_duration_edge(catalog: Catalog, rule_set: RuleSet, duration: str, tier: Tier, code: str) -> None:
     result = scored(catalog, rule_set, injury="major", duration=duration, improving="better")
     assert (result.tier, result.rule_codes) == (tier, (code,))
 
@@ -226,9 +222,7 @@ def test_both_legs_needs_numbness_or_weakness_for_emergency(catalog: Catalog, ru
     assert scored(catalog, rule_set, spread="one_leg", numbness_tingling=True).tier == Tier.URGENT
 
 
-def test_immune_or_iv_alone_is_soon_with_fever_urgent_with_both_reasons(
-    catalog: Catalog, rule_set: RuleSet
-) -> None:
+def test_immune_or_iv_alone_is_soon_with_fever_urgent_with_both_reasons(catalog: Catalog, rule_set: RuleSet) -> None:
     alone = scored(catalog, rule_set, immune_or_iv=True)
     assert (alone.tier, alone.route, alone.rule_codes) == (Tier.SOON, BOOK, ("immune_or_iv",))
     with_fever = scored(catalog, rule_set, immune_or_iv=True, fever=True)

@@ -104,9 +104,7 @@ def test_unsupported_language_is_refused(catalog: Catalog, rule_set: RuleSet) ->
 
 
 def test_reason_of_another_rule_set_is_refused(rule_set: RuleSet) -> None:
-    stranger = Assessment(
-        tier=Tier.SOON, route=Route.BOOK_CONSULTATION, score=30, rule_codes=("no_such_rule",)
-    )
+    stranger = Assessment(tier=Tier.SOON, route=Route.BOOK_CONSULTATION, score=30, rule_codes=("no_such_rule",))
     with pytest.raises(KeyError, match="no_such_rule"):
         rule_set.reasons(stranger, "en")
 
@@ -124,9 +122,7 @@ def test_emergency_advice_calls_911(catalog: Catalog, rule_set: RuleSet) -> None
     assert "Llame al 911" in advise(rule_set, result, "es").title
 
 
-def test_urgent_advice_sends_to_a_doctor_today_and_offers_the_clinic(
-    catalog: Catalog, rule_set: RuleSet
-) -> None:
+def test_urgent_advice_sends_to_a_doctor_today_and_offers_the_clinic(catalog: Catalog, rule_set: RuleSet) -> None:
     advice = advise(rule_set, assessed(catalog, rule_set, weight_loss=True))
     assert "doctor today" in advice.title
     assert "24 hours" in advice.body
@@ -140,9 +136,7 @@ def test_clinic_phone_href_has_no_spaces(catalog: Catalog, rule_set: RuleSet) ->
     assert advice.actions[0].href == "tel:+15615550100"
 
 
-def test_soon_advice_books_and_promises_a_call_within_a_business_day(
-    catalog: Catalog, rule_set: RuleSet
-) -> None:
+def test_soon_advice_books_and_promises_a_call_within_a_business_day(catalog: Catalog, rule_set: RuleSet) -> None:
     advice = advise(rule_set, assessed(catalog, rule_set, spread="one_leg"))
     assert "free consultation" in advice.title
     assert "one business day" in advice.body
@@ -198,7 +192,5 @@ def test_pregnant_without_labor_signs_gets_the_tier_advice(catalog: Catalog, rul
 
 
 def test_advice_for_every_tier_differs(catalog: Catalog, rule_set: RuleSet) -> None:
-    titles = {
-        advise(rule_set, assessed(catalog, rule_set, **ADVICE_CASES[case])).title for case in ADVICE_CASES
-    }
+    titles = {advise(rule_set, assessed(catalog, rule_set, **ADVICE_CASES[case])).title for case in ADVICE_CASES}
     assert len(titles) == 5  # pregnancy+emergency shares the emergency title

@@ -175,9 +175,7 @@ def test_text_too_long(questionnaire: Questionnaire) -> None:
 
 @pytest.mark.parametrize("pregnant", [False, None])
 @pytest.mark.parametrize("labor_signs", [True, False])
-def test_labor_signs_only_when_pregnant(
-    questionnaire: Questionnaire, pregnant: bool | None, labor_signs: bool
-) -> None:
+def test_labor_signs_only_when_pregnant(questionnaire: Questionnaire, pregnant: bool | None, labor_signs: bool) -> None:
     field, message = only_error(questionnaire, pregnant=pregnant, labor_signs=labor_signs)
     assert field == "answers.labor_signs"
     assert "'labor_signs'" in message
