@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import fcntl
 import importlib.util
 import json
 import os
@@ -931,7 +932,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const="py-spy",
         metavar="PATH",
-        help="record each server's stacks with py-spy (collapsed format) next to --output",
+        help="record each server's stacks while it holds the GIL (its CPU) with py-spy, collapsed format, "
+        "next to --output",
     )
     p.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")
     p.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
@@ -1011,6 +1013,7 @@ def run_target(
                     str(round(args.duration)),
                     "--rate",
                     "200",
+                    "--gil",
                     "--format",
                     "raw",
                     "--nonblocking",
@@ -1082,6 +1085,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    # Two runs on one database would truncate and drop it under each other.
+    lock = (Path(tempfile.gettempdir()) / f"intake-bench-{db_name}.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another benchmark is running on database {db_name}; wait for it") from None
     run_id = uuid.uuid4().hex[:6]
     created_db = False
     workdir = Path(tempfile.mkdtemp(prefix="intake-bench-"))

@@ -136,6 +136,33 @@ class AuthSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BookingSettings:
+    addresses: dict[str, str]
+    """Clinic address per location (boca_raton, pompano_beach)."""
+    in_home_zips: frozenset[str]
+    """ZIP codes of the concierge (in-home) service area."""
+    horizon_days: int
+    """How far ahead patients see free slots."""
+    min_notice_hours: int
+    """No slot starts sooner than this."""
+    soon_priority_hours: int
+    """The earliest hours of slots are offered to `soon` leads only (routine leads see later ones)."""
+    change_cutoff_hours: int
+    """Cancel and reschedule links work until this many hours before the consultation."""
+    link_days: int
+    """How long a booking link stays valid."""
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpSettings:
+    sending_window: str
+    """Clinic-time hours follow-ups may go out, e.g. 08:00-20:00."""
+    claim_interval: float
+    """Seconds between beat's claims of due follow-ups."""
+    claim_batch: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     app: AppSettings
     db: DatabaseSettings
@@ -146,6 +173,8 @@ class Settings:
     alerts: AlertSettings = field(repr=False)
     messaging: MessagingSettings = field(repr=False)
     auth: AuthSettings = field(repr=False)
+    booking: BookingSettings = field(repr=False)
+    followups: FollowUpSettings = field(repr=False)
 
 
 def load_settings() -> Settings:
@@ -221,6 +250,30 @@ def load_settings() -> Settings:
             lockout_threshold=_env_int("LOGIN_LOCKOUT_THRESHOLD", 10),
             lockout_minutes=_env_int("LOGIN_LOCKOUT_MINUTES", 15),
             export_max_rows=_env_int("EXPORT_MAX_ROWS", 100_000),
+        ),
+        booking=BookingSettings(
+            addresses={
+                "boca_raton": _env("BOCA_RATON_ADDRESS", "Boca Raton, FL 33431"),
+                "pompano_beach": _env("POMPANO_BEACH_ADDRESS", "Pompano Beach, FL 33062"),
+            },
+            in_home_zips=frozenset(
+                z.strip()
+                for z in _env(
+                    "IN_HOME_ZIPS",
+                    "33431,33432,33433,33434,33486,33487,33496,33498,33060,33062,33064,33069,33441,33442",
+                ).split(",")
+                if z.strip()
+            ),
+            horizon_days=_env_int("BOOKING_HORIZON_DAYS", 14),
+            min_notice_hours=_env_int("BOOKING_MIN_NOTICE_HOURS", 2),
+            soon_priority_hours=_env_int("BOOKING_SOON_PRIORITY_HOURS", 24),
+            change_cutoff_hours=_env_int("BOOKING_CHANGE_CUTOFF_HOURS", 12),
+            link_days=_env_int("BOOKING_LINK_DAYS", 30),
+        ),
+        followups=FollowUpSettings(
+            sending_window=_env("SENDING_WINDOW", "08:00-20:00"),
+            claim_interval=_env_float("FOLLOW_UP_CLAIM_SECONDS", 60.0),
+            claim_batch=_env_int("FOLLOW_UP_CLAIM_BATCH", 500),
         ),
     )
 

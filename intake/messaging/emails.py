@@ -53,7 +53,7 @@ class EmailBuilder:
         html = self._env.get_template(f"{kind}.{lang}.html.j2").render(context)
         return subject, text, html
 
-    def _message(self, delivery: Delivery, to: list[str], subject: str, text: str, html: str) -> EmailMessage:
+    def message(self, delivery: Delivery, to: list[str], subject: str, text: str, html: str) -> EmailMessage:
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = self._settings.smtp.from_address
@@ -87,11 +87,11 @@ class EmailBuilder:
                 "booking_url": clinic.booking_url,
             },
         )
-        return self._message(delivery, [lead.email], subject, text, html)
+        return self.message(delivery, [lead.email], subject, text, html)
 
     def staff_alert(self, delivery: Delivery, lead: Lead, screening: Screening, now: dt.datetime) -> EmailMessage:
         subject, text, html = self.render(delivery.kind, "en", alert_facts(lead, screening, self._settings, now))
-        return self._message(delivery, list(self._settings.alerts.staff_emails), subject, text, html)
+        return self.message(delivery, list(self._settings.alerts.staff_emails), subject, text, html)
 
 
 def alert_facts(lead: Lead, screening: Screening, settings: Settings, now: dt.datetime) -> dict[str, Any]:

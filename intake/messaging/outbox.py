@@ -86,3 +86,35 @@ def due_for_republish(session: Session, settings: MessagingSettings) -> list[Pub
 
 
 __all__ = ["Publication", "due_for_republish", "publication_of", "routing_message"]
+
+
+def delivery_row(
+    *,
+    lead_id: uuid.UUID,
+    kind: str,
+    queue: str,
+    dedupe_key: str,
+    screening_id: uuid.UUID | None = None,
+    ref_id: uuid.UUID | None = None,
+    channel: str = "email",
+) -> Delivery:
+    """A queued delivery to add in the caller's transaction; publish `publication_of_delivery` after commit."""
+    now = utcnow()
+    return Delivery(
+        id=new_id(),
+        created_at=now,
+        updated_at=now,
+        lead_id=lead_id,
+        screening_id=screening_id,
+        ref_id=ref_id,
+        kind=kind,
+        channel=channel,
+        queue=queue,
+        dedupe_key=dedupe_key,
+        status="queued",
+        attempts=0,
+    )
+
+
+def publication_of_delivery(delivery: Delivery) -> Publication:
+    return Publication(kinds.TASK_SEND_DELIVERY, delivery.id, delivery.queue)

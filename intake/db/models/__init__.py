@@ -2,8 +2,10 @@
 
 from intake.db.base import Base
 from intake.db.models.audit import AuditEntry
+from intake.db.models.booking import AvailabilityException, AvailabilityRule, Booking, LocationSettings
 from intake.db.models.consent import Consent
 from intake.db.models.delivery import Delivery
+from intake.db.models.follow_up import FollowUp
 from intake.db.models.idempotency import IdempotencyRecord
 from intake.db.models.lead import Lead, urgency_of
 from intake.db.models.lead_event import LeadEvent
@@ -16,6 +18,11 @@ from intake.db.models.staff import ROLES, StaffMember
 __all__ = [
     "ROLES",
     "AuditEntry",
+    "AvailabilityException",
+    "AvailabilityRule",
+    "Booking",
+    "FollowUp",
+    "LocationSettings",
     "Base",
     "Consent",
     "Delivery",

@@ -26,6 +26,8 @@ class Delivery(IdMixin, CreatedMixin, Base):
     lead_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
     screening_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("screenings.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(40))
+    ref_id: Mapped[uuid.UUID | None]
+    """What else the message is about: the booking of a confirmation or reminder."""
     channel: Mapped[str] = mapped_column(String(10))
     """`email` or `webhook`."""
     # (lead, screening, kind): a task that runs twice finds the row and sends nothing more.

@@ -64,5 +64,7 @@ class Lead(IdMixin, CreatedMixin, Base):
     assigned_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"), index=True)
     last_contact_at: Mapped[dt.datetime | None]
     next_follow_up_at: Mapped[dt.datetime | None]
+    unsubscribed_at: Mapped[dt.datetime | None]
+    """Set by the unsubscribe link: no more non-transactional email."""
     # Lower-cased name, email and phone digits: what the staff search box matches (trigram index).
     search_text: Mapped[str] = mapped_column(String(500), default="")

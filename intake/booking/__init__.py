@@ -1,0 +1,1 @@
+"""Booking the free consultation: availability, slots, bookings, and the signed links patients use."""
