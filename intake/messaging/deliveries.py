@@ -14,8 +14,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.db.base import utcnow
-from intake.db.models import Delivery, Lead, Screening
-from intake.messaging import kinds
+from intake.db.models import Booking, Delivery, Lead, Screening
+from intake.messaging import followups, kinds
 from intake.messaging.emails import EmailBuilder, alert_facts
 from intake.messaging.transport import PermanentFailure, TemporaryFailure, Transport
 from intake.messaging.webhook import post_alert
@@ -95,7 +95,36 @@ class DeliverySender:
         log.info("delivery.sent", delivery_id=str(delivery.id), kind=delivery.kind, attempts=delivery.attempts)
         return Outcome("sent")
 
-    def _dispatch(self, delivery: Delivery, lead: Lead, screening: Screening | None, now: dt.datetime) -> None:
+    @staticmethod
+    def _stop_reason(session: Session, delivery: Delivery, lead: Lead) -> str | None:
+        if delivery.kind in kinds.STAFF_KINDS:
+            return None
+        if lead.closed_reason == "do_not_contact":
+            return "do_not_contact"
+        if delivery.kind in kinds.TRANSACTIONAL_KINDS:
+            return None
+        if delivery.kind in followups.follow_up_kinds():
+            return followups.stop_reason(
+                lead,
+                delivery.kind,
+                has_live_booking=followups.has_live_booking(session, lead.id),
+                consented=followups.consented(session, lead.id),
+            )
+        return "unsubscribed" if lead.unsubscribed_at is not None else None
+
+    def _dispatch(
+        self, delivery: Delivery, lead: Lead, screening: Screening | None, booking: Booking | None, now: dt.datetime
+    ) -> None:
+        if delivery.kind == kinds.KIND_BOOKING_CONFIRMATION:
+            if booking is None:
+                raise PermanentFailure("booking_confirmation needs a booking")
+            from intake.booking.emails import confirmation_email
+
+            self._transport.send(confirmation_email(self._builder, delivery, lead, booking, self._settings))
+            return
+        if delivery.kind in followups.follow_up_kinds():
+            self._transport.send(self._builder.follow_up(delivery, lead, booking))
+            return
         if screening is None:
             raise PermanentFailure(f"{delivery.kind} needs a screening")
         if delivery.kind == kinds.KIND_STAFF_ALERT_WEBHOOK:

@@ -13,6 +13,10 @@ KIND_BOOKING_INVITATION = "booking_invitation"
 KIND_STAFF_ALERT = "staff_alert"
 KIND_STAFF_ALERT_WEBHOOK = "staff_alert_webhook"
 STAFF_KINDS = (KIND_STAFF_ALERT, KIND_STAFF_ALERT_WEBHOOK)
+KIND_BOOKING_CONFIRMATION = "booking_confirmation"
+# Sent whatever the person's marketing choices: the answer to their screen, and their booking.
+TRANSACTIONAL_KINDS = (KIND_SEEK_CARE_NOW, KIND_BOOKING_CONFIRMATION)
+TASK_CLAIM_FOLLOW_UPS = "intake.claim_follow_ups"
 
 TASK_ROUTE_SCREENING = "intake.route_screening"
 TASK_SEND_DELIVERY = "intake.send_delivery"

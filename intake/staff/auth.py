@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import secrets
 import uuid
-from pathlib import Path
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -16,23 +12,7 @@ from litestar.security.jwt import JWTAuth, Token
 from intake.db.models import StaffMember
 from intake.settings import Settings
 from intake.staff.accounts import StaffService
-
-
-def jwt_secret(settings: Settings) -> str:
-    """JWT_SECRET, or in development one made once and kept in the data folder (all processes share it)."""
-    if settings.auth.jwt_secret:
-        return settings.auth.jwt_secret
-    path: Path = settings.app.data_dir / "jwt-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        candidate = path.with_suffix(f".{secrets.token_hex(4)}")
-        candidate.write_text(secrets.token_urlsafe(48))
-        candidate.chmod(0o600)
-        # A hard link either creates the file whole or fails because another process made it first.
-        with contextlib.suppress(FileExistsError):
-            os.link(candidate, path)
-        candidate.unlink()
-    return path.read_text().strip()
+from intake.tokens import jwt_secret
 
 
 def build_jwt_auth(settings: Settings, staff: StaffService) -> JWTAuth[StaffMember, Token]:
