@@ -17,7 +17,9 @@ from intake.leads.controllers import IntakeController, LeadController, TriageCon
 from intake.leads.management import LeadService
 from intake.leads.services import IntakeService
 from intake.logs import configure_logging
+from intake.messaging.controllers import UnsubscribeController
 from intake.messaging.publisher import Publisher
+from intake.messaging.unsubscribe import UnsubscribeService
 from intake.middleware import request_id_middleware
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings, get_settings
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         "lead_service": lead_service,
         "audit_service": audit_service,
         "token_issuer": TokenIssuer(jwt_auth),
+        "unsubscribe_service": UnsubscribeService(sessionmaker, settings),
     }
 
     @asynccontextmanager
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             TriageController,
             StaffController,
             AuditController,
+            UnsubscribeController,
         ],
         dependencies={
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False) for name, value in singletons.items()

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import secrets
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 import jwt
@@ -41,7 +42,12 @@ def jwt_secret(settings: Settings) -> str:
     """JWT_SECRET, or in development one made once and kept in the data folder (all processes share it)."""
     if settings.auth.jwt_secret:
         return settings.auth.jwt_secret
-    path: Path = settings.app.data_dir / "jwt-secret"
+    return _kept_secret(str(settings.app.data_dir / "jwt-secret"))
+
+
+@lru_cache(maxsize=4)
+def _kept_secret(location: str) -> str:
+    path = Path(location)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         candidate = path.with_suffix(f".{secrets.token_hex(4)}")

@@ -61,6 +61,11 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
                 "schedule": settings.messaging.sweep_interval,
                 "options": {"queue": kinds.ALERTS_QUEUE, "expires": settings.messaging.sweep_interval},
             },
+            "claim-follow-ups": {
+                "task": kinds.TASK_CLAIM_FOLLOW_UPS,
+                "schedule": settings.followups.claim_interval,
+                "options": {"queue": kinds.DEFAULT_QUEUE, "expires": settings.followups.claim_interval},
+            },
         },
         timezone="UTC",
     )

@@ -38,7 +38,7 @@ from intake.leads.schemas import (
     Sort,
     StaffRef,
 )
-from intake.messaging import kinds
+from intake.messaging import followups, kinds
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings
@@ -342,6 +342,8 @@ class LeadService:
                 await self._assign(session, lead, patch.assigned_to, actor, now)
             lead.updated_at = now
             audit.record(session, actor_id=actor.id, action="lead.update", lead_id=lead.id, fields=changed)
+            await session.flush()
+            await session.refresh(lead)
             body = await self._detail_body(session, lead, actor.role in CAN_SEE_ANSWERS)
         return body
 
@@ -383,6 +385,7 @@ class LeadService:
             lead.last_contact_at = now
         if target in STOPS_FOLLOW_UPS:
             await self.stop_patient_emails(session, lead.id, do_not_contact=reason == "do_not_contact")
+            await followups.stop_all(session, lead.id, "do_not_contact" if reason == "do_not_contact" else target)
 
     async def stop_patient_emails(self, session: AsyncSession, lead_id: uuid.UUID, *, do_not_contact: bool) -> None:
         """Cancel what has not gone out yet: follow-ups always, and with do_not_contact every email."""

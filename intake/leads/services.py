@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.db.base import new_id, utcnow
 from intake.db.models import Consent, IdempotencyRecord, Lead, Screening, urgency_of
+from intake.booking.links import booking_url
 from intake.leads.contact import Contact, check_contact, search_text
 from intake.leads.schemas import (
     ActionOut,
@@ -122,7 +123,6 @@ class IntakeService:
         assessment = rule_set.assess(answers)
         reasons = rule_set.reasons(assessment, lang)
         clinic = self._settings.clinic
-        advice = rule_set.advice(assessment, lang, clinic_phone=clinic.phone, booking_url=clinic.booking_url)
         now = utcnow()
 
         async with self._sessionmaker() as session, session.begin():
@@ -140,6 +140,10 @@ class IntakeService:
             lead.urgency = urgency_of(assessment.tier.rank, assessment.score)
             lead.last_screened_at = now
             lead.updated_at = now
+            # The person's own signed link: they can book straight from the answer.
+            advice = rule_set.advice(
+                assessment, lang, clinic_phone=clinic.phone, booking_url=booking_url(self._settings, lead.id)
+            )
             screening = Screening(
                 id=new_id(),
                 created_at=now,

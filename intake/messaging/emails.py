@@ -7,13 +7,46 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from intake.db.models import Delivery, Lead, Screening
+from intake import tokens
+from intake.booking.links import booking_url
+from intake.db.models import Booking, Delivery, Lead, Screening
+from intake.messaging import followups, kinds
 from intake.screening import Assessment, Catalog, Route, Tier
 from intake.settings import Settings
+
+_DAYS = {
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
+}
+_MONTHS = {
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"),
+    "es": ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre",
+           "noviembre", "diciembre"),
+}
+_PLACES = {
+    "en": {"virtual": "video call", "in_home": "at your home"},
+    "es": {"virtual": "videollamada", "in_home": "en su casa"},
+}
+
+
+def format_local(moment: dt.datetime, lang: str, zone: str) -> str:
+    """A date and time as a person reads it, in clinic time: "Tuesday, November 24 at 10:30 AM"."""
+    local = moment.astimezone(ZoneInfo(zone))
+    day, month = _DAYS[lang][local.weekday()], _MONTHS[lang][local.month - 1]
+    if lang == "es":
+        return f"{day} {local.day} de {month} a las {local:%H:%M}"
+    clock = local.strftime("%I:%M %p").lstrip("0")
+    return f"{day}, {month} {local.day} at {clock}"
+
+
+def place_of(location: str, lang: str, settings: Settings) -> str:
+    return settings.booking.addresses.get(location) or _PLACES[lang].get(location, location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +117,41 @@ class EmailBuilder:
                 "first_name": lead.first_name,
                 "advice": advice,
                 "disclaimer": rule_set.disclaimer(lang),  # type: ignore[arg-type]
-                "booking_url": clinic.booking_url,
+                "booking_url": booking_url(self._settings, lead.id),
+                "unsubscribe_url": self.unsubscribe_url(lead),
             },
         )
-        return self.message(delivery, [lead.email], subject, text, html)
+        message = self.message(delivery, [lead.email], subject, text, html)
+        if delivery.kind not in kinds.TRANSACTIONAL_KINDS:
+            self.add_unsubscribe(message, lead)
+        return message
+
+    def unsubscribe_url(self, lead: Lead) -> str:
+        token = tokens.sign(tokens.jwt_secret(self._settings), tokens.UNSUBSCRIBE, lead.id, dt.timedelta(days=730))
+        return f"{self._settings.app.public_base_url}/u/{token}"
+
+    def add_unsubscribe(self, message: EmailMessage, lead: Lead) -> None:
+        """RFC 8058 one-click unsubscribe: mail clients POST `List-Unsubscribe=One-Click` to the link."""
+        message["List-Unsubscribe"] = f"<{self.unsubscribe_url(lead)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+
+    def follow_up(self, delivery: Delivery, lead: Lead, booking: Booking | None) -> EmailMessage:
+        found = followups.sequence_of_kind(delivery.kind)
+        if found is None:
+            raise ValueError(f"{delivery.kind} is not a follow-up")
+        _, step = found
+        lang = lead.language
+        context: dict[str, Any] = {
+            "first_name": lead.first_name,
+            "booking_url": booking_url(self._settings, lead.id),
+            "unsubscribe_url": self.unsubscribe_url(lead),
+            "when": format_local(booking.starts_at, lang, self._settings.clinic.timezone) if booking else "",
+            "where": place_of(booking.location, lang, self._settings) if booking else "",
+        }
+        subject, text, html = self.render(step.template, lang, context)
+        message = self.message(delivery, [lead.email], subject, text, html)
+        self.add_unsubscribe(message, lead)
+        return message
 
     def staff_alert(self, delivery: Delivery, lead: Lead, screening: Screening, now: dt.datetime) -> EmailMessage:
         subject, text, html = self.render(delivery.kind, "en", alert_facts(lead, screening, self._settings, now))

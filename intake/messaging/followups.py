@@ -184,7 +184,13 @@ def next_follow_up_statement(lead_id: uuid.UUID) -> Executable:
         .where(FollowUp.lead_id == lead_id, FollowUp.status == "pending")
         .scalar_subquery()
     )
-    return update(Lead).where(Lead.id == lead_id).values(next_follow_up_at=earliest)
+    # No session sync: callers refresh the lead if they read it afterwards (async sessions cannot lazy-load).
+    return (
+        update(Lead)
+        .where(Lead.id == lead_id)
+        .values(next_follow_up_at=earliest)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _consented(consent: Consent | None) -> bool:

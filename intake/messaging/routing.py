@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from intake.db.base import new_id, utcnow
 from intake.db.models import Delivery, Lead, OutboxMessage, Screening
-from intake.messaging import kinds
+from intake.messaging import followups, kinds
 from intake.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -72,7 +72,10 @@ def route_screening(session: Session, outbox_id: uuid.UUID, settings: Settings) 
         lead = session.get_one(Lead, screening.lead_id)
         insert_deliveries(session, lead, screening, plan(screening, settings))
         if message.done_at is None:
-            message.done_at = utcnow()
+            now = utcnow()
+            message.done_at = now
+            window = followups.Window.parse(settings.clinic.timezone, settings.followups.sending_window)
+            followups.start_after_routing(session, lead, screening.route, window, now)
         pending = session.execute(
             select(Delivery.id, Delivery.queue).where(
                 Delivery.screening_id == screening.id, Delivery.status == "queued"

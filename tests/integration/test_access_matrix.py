@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.factories import ROUTINE_ANSWERS, submission
 
-PUBLIC = {"health", "ready", "getQuestionnaire", "submitScreen", "login"}
+PUBLIC = {"health", "ready", "getQuestionnaire", "submitScreen", "login", "unsubscribePage", "unsubscribeOneClick"}
 _counter = itertools.count()
 
 # operationId -> (expected status for front_desk, clinician, admin; a body maker or None)

@@ -64,7 +64,7 @@ async def test_emergency_answer_comes_in_the_response_and_is_stored(client: Clie
 async def test_routine_answer_invites_to_book(client: Client, settings: Any) -> None:
     body = (await client.post("/api/intake", json=submission(ROUTINE_ANSWERS))).json()
     assert body["tier"] == "routine" and body["route"] == "book_consultation"
-    assert any(a["href"] == settings.clinic.booking_url for a in body["advice"]["actions"])
+    assert any(a["href"].startswith(f"{settings.clinic.booking_url}?token=") for a in body["advice"]["actions"])
 
 
 async def test_spanish_submission_is_answered_in_spanish(client: Client) -> None:

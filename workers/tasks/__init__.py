@@ -1,5 +1,5 @@
 """Celery tasks: thin, named explicitly, ids in, idempotent. Importing this registers them all."""
 
-from workers.tasks import delivery, routing, sweep
+from workers.tasks import delivery, followups, routing, sweep
 
-__all__ = ["delivery", "routing", "sweep"]
+__all__ = ["delivery", "followups", "routing", "sweep"]
