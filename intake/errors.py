@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-import traceback
 from typing import Any
 
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError
 
 from intake.leads.services import IdempotencyKeyReused, SubmissionInvalid
+from intake.logs import error_summary
 from intake.problems import Conflict, InvalidFields, NotFound
 
 # msgspec says "... - at `$.contact.email`"; Litestar's keys look like "data.contact.email".
@@ -84,24 +83,6 @@ def http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict
 
 
 log = structlog.get_logger(__name__)
-
-
-def error_summary(exc: BaseException) -> dict[str, Any]:
-    """What may be logged of an error: its class, where it was raised and, for the database, the
-    constraint. Never its message: PostgreSQL's DETAIL quotes the row (`Key (email)=(...)`)."""
-    summary: dict[str, Any] = {"error": type(exc).__name__}
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        orig = exc.orig.__cause__ or exc.orig
-        summary["db_error"] = type(orig).__name__
-        for attribute in ("sqlstate", "constraint_name", "table_name"):
-            value = getattr(orig, attribute, None)
-            if value:
-                summary[attribute] = value
-    summary["frames"] = [
-        f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}"
-        for frame in traceback.extract_tb(exc.__traceback__)[-8:]
-    ]
-    return summary
 
 
 def unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

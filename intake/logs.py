@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from typing import Any
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from intake.settings import AppSettings
 
@@ -55,3 +58,21 @@ def configure_logging(settings: AppSettings) -> None:
     root.setLevel(settings.log_level)
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(max(level, logging.getLevelName(settings.log_level)))
+
+
+def error_summary(exc: BaseException) -> dict[str, Any]:
+    """What may be logged of an error: its class, where it was raised and, for the database, the
+    constraint. Never its message: PostgreSQL's DETAIL quotes the row (`Key (email)=(...)`)."""
+    summary: dict[str, Any] = {"error": type(exc).__name__}
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        orig = exc.orig.__cause__ or exc.orig
+        summary["db_error"] = type(orig).__name__
+        for attribute in ("sqlstate", "constraint_name", "table_name"):
+            value = getattr(orig, attribute, None)
+            if value:
+                summary[attribute] = value
+    summary["frames"] = [
+        f"{frame.filename.rsplit('/', 2)[-1]}:{frame.lineno} {frame.name}"
+        for frame in traceback.extract_tb(exc.__traceback__)[-8:]
+    ]
+    return summary

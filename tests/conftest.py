@@ -23,6 +23,8 @@ from intake.db.models import Base
 from intake.settings import Settings, load_settings
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+# Shared by the API under test and the worker subprocesses, as JWT_SECRET is in production.
+TEST_JWT_SECRET = "test-secret-" + "x" * 32
 
 
 def _pg_url(dsn: str, database: str) -> str:
@@ -74,6 +76,7 @@ def make_settings(database_url: str, data_dir: Path, **sections: dict[str, Any])
         base,
         app=dataclasses.replace(base.app, data_dir=data_dir, log_format="console"),
         db=dataclasses.replace(base.db, url=database_url, pool_size=5),
+        auth=dataclasses.replace(base.auth, jwt_secret=TEST_JWT_SECRET),
     )
     for section, changes in sections.items():
         settings = dataclasses.replace(

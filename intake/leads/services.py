@@ -12,9 +12,9 @@ from sqlalchemy import case, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from intake.booking.links import booking_url
 from intake.db.base import new_id, utcnow
 from intake.db.models import Consent, IdempotencyRecord, Lead, Screening, urgency_of
-from intake.booking.links import booking_url
 from intake.leads.contact import Contact, check_contact, search_text
 from intake.leads.schemas import (
     ActionOut,

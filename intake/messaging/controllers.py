@@ -13,12 +13,21 @@ from intake.problems import NotFound
 from intake.settings import Settings
 
 _PAGE = {
-    "en": ("You are unsubscribed", "You will get no more reminders or news from {clinic}. Emails about a booking "
-           "you make still reach you. Changed your mind? Call us at {phone}."),
-    "es": ("Se ha dado de baja", "No recibirá más recordatorios ni noticias de {clinic}. Los correos sobre una cita "
-           "que reserve le seguirán llegando. ¿Cambió de opinión? Llámenos al {phone}."),
+    "en": (
+        "You are unsubscribed",
+        "You will get no more reminders or news from {clinic}. Emails about a booking "
+        "you make still reach you. Changed your mind? Call us at {phone}.",
+    ),
+    "es": (
+        "Se ha dado de baja",
+        "No recibirá más recordatorios ni noticias de {clinic}. Los correos sobre una cita "
+        "que reserve le seguirán llegando. ¿Cambió de opinión? Llámenos al {phone}.",
+    ),
 }
-_GONE = ("This link does not work", "The unsubscribe link is not valid. Please call us and we will take you off our list.")
+_GONE = (
+    "This link does not work",
+    "The unsubscribe link is not valid. Please call us and we will take you off our list.",
+)
 
 
 def _page(title: str, body: str, lang: str, status: int = 200) -> Response[str]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from intake.db.base import utcnow
 from intake.db.models import Booking, Delivery, Lead, Screening
+from intake.logs import error_summary
 from intake.messaging import followups, kinds
 from intake.messaging.emails import EmailBuilder, alert_facts
 from intake.messaging.transport import PermanentFailure, TemporaryFailure, Transport
@@ -80,12 +81,24 @@ class DeliverySender:
                 delivery = session.get_one(Delivery, delivery_id)
                 lead = session.get_one(Lead, delivery.lead_id)
                 screening = session.get_one(Screening, delivery.screening_id) if delivery.screening_id else None
+                booking = session.get(Booking, delivery.ref_id) if delivery.ref_id else None
+                # Checked again here: the lead may have unsubscribed, booked or closed since this was queued.
+                reason = self._stop_reason(session, delivery, lead)
+                if reason is not None:
+                    delivery.status = "cancelled"
+                    delivery.last_error = f"stopped: {reason}"
+                    log.info("delivery.cancelled", delivery_id=str(delivery.id), kind=delivery.kind, reason=reason)
+                    return Outcome("skipped")
             try:
-                self._dispatch(delivery, lead, screening, now)
+                self._dispatch(delivery, lead, screening, booking, now)
             except TemporaryFailure as exc:
                 return self._failed(session, delivery, str(exc), retryable=True)
             except PermanentFailure as exc:
                 return self._failed(session, delivery, str(exc), retryable=False)
+            except Exception as exc:
+                # A bug or a broken template: counted like a temporary failure, so it ends dead, not in a loop.
+                log.error("delivery.error", delivery_id=str(delivery.id), kind=delivery.kind, **error_summary(exc))
+                return self._failed(session, delivery, f"error: {type(exc).__name__}", retryable=True)
             with session.begin():
                 session.execute(
                     update(Delivery)

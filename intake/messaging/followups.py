@@ -12,20 +12,20 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import structlog
 import yaml
-from sqlalchemy import Executable, Select, func, select, update
+from sqlalchemy import CursorResult, Executable, Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from intake.db.base import new_id, utcnow
+from intake.db.base import new_id
 from intake.db.models import Booking, Consent, Delivery, FollowUp, Lead
 from intake.messaging import kinds
-from intake.messaging.outbox import Publication, delivery_row, publication_of_delivery
+from intake.messaging.outbox import Publication
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +99,10 @@ def apply_offset(anchor: dt.datetime, offset: str, zone: ZoneInfo) -> dt.datetim
 @lru_cache(maxsize=1)
 def sequences() -> dict[str, Sequence]:
     """The sequences of sequences.yaml, checked; a malformed file raises SequenceError naming the problem."""
-    raw = yaml.safe_load(resources.files("intake.messaging").joinpath("sequences.yaml").read_text())
+    return parse_sequences(yaml.safe_load(resources.files("intake.messaging").joinpath("sequences.yaml").read_text()))
+
+
+def parse_sequences(raw: Any) -> dict[str, Sequence]:
     found: dict[str, Sequence] = {}
     kinds_seen: set[str] = set()
     for name, body in (raw or {}).get("sequences", {}).items():
@@ -151,19 +154,36 @@ def schedule_statement(
         due = window.place(apply_offset(anchor, step.offset, window.zone))
         if due <= now:
             continue  # e.g. a reminder 24 h before a booking made 3 h ahead
-        rows.append({"id": new_id(), "created_at": now, "lead_id": lead_id, "sequence": sequence.name,
-                     "kind": step.kind, "due_at": due, "status": "pending", "ref_id": ref_id})
+        rows.append(
+            {
+                "id": new_id(),
+                "created_at": now,
+                "lead_id": lead_id,
+                "sequence": sequence.name,
+                "kind": step.kind,
+                "due_at": due,
+                "status": "pending",
+                "ref_id": ref_id,
+            }
+        )
     if not rows:
         return None
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(FollowUp).values(rows)
     if sequence.anchor == "booking_start":
-        return insert.on_conflict_do_update(
-            index_elements=["lead_id", "kind"],
-            set_={"due_at": insert.excluded.due_at, "status": "pending", "ref_id": insert.excluded.ref_id,
-                  "cancelled_reason": None},
-            where=FollowUp.status.in_(("pending", "cancelled")),
+        return cast(
+            Executable,
+            insert.on_conflict_do_update(
+                index_elements=["lead_id", "kind"],
+                set_={
+                    "due_at": insert.excluded.due_at,
+                    "status": "pending",
+                    "ref_id": insert.excluded.ref_id,
+                    "cancelled_reason": None,
+                },
+                where=FollowUp.status.in_(("pending", "cancelled")),
+            ),
         )
-    return insert.on_conflict_do_nothing(index_elements=["lead_id", "kind"])
+    return cast(Executable, insert.on_conflict_do_nothing(index_elements=["lead_id", "kind"]))
 
 
 def cancel_statement(lead_id: uuid.UUID, reason: str, *, sequences_named: tuple[str, ...] | None = None) -> Executable:
@@ -211,7 +231,9 @@ async def booking_changed(
     if event in ("booked", "moved"):
         await session.execute(cancel_statement(lead.id, "booked", sequences_named=stopped_by("booked")))
         if await _may_follow_up(session, lead):
-            stmt = schedule_statement(dialect, lead.id, sequences()["booked"], booking.starts_at, window, now, booking.id)
+            stmt = schedule_statement(
+                dialect, lead.id, sequences()["booked"], booking.starts_at, window, now, booking.id
+            )
             if stmt is not None:
                 await session.execute(stmt)
     elif event in ("cancelled", "no_show"):
@@ -234,9 +256,7 @@ async def stop_all(session: AsyncSession, lead_id: uuid.UUID, reason: str) -> No
 async def _may_follow_up(session: AsyncSession, lead: Lead) -> bool:
     if lead.unsubscribed_at is not None or lead.closed_reason == "do_not_contact":
         return False
-    consent = (
-        await session.execute(_latest_consent(lead.id))
-    ).scalar_one_or_none()
+    consent = (await session.execute(_latest_consent(lead.id))).scalar_one_or_none()
     return _consented(consent)
 
 
@@ -262,9 +282,12 @@ def start_after_routing(session: Session, lead: Lead, route: str, window: Window
 
 
 def _has_live_booking(session: Session, lead_id: uuid.UUID) -> bool:
-    return session.execute(
-        select(Booking.id).where(Booking.lead_id == lead_id, Booking.status == "booked").limit(1)
-    ).first() is not None
+    return (
+        session.execute(
+            select(Booking.id).where(Booking.lead_id == lead_id, Booking.status == "booked").limit(1)
+        ).first()
+        is not None
+    )
 
 
 def claim_due(session: Session, window: Window, now: dt.datetime, limit: int) -> list[Publication]:
@@ -274,15 +297,23 @@ def claim_due(session: Session, window: Window, now: dt.datetime, limit: int) ->
     """
     with session.begin():
         if not window.contains(now):
-            moved = session.execute(
-                update(FollowUp)
-                .where(FollowUp.status == "pending", FollowUp.due_at <= now)
-                .values(due_at=window.place(now))
+            moved = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(FollowUp)
+                    .where(FollowUp.status == "pending", FollowUp.due_at <= now)
+                    .values(due_at=window.place(now))
+                ),
             ).rowcount
             if moved:
                 log.info("followups.deferred_to_window", count=moved)
             return []
-        due = select(FollowUp.id).where(FollowUp.status == "pending", FollowUp.due_at <= now).order_by(FollowUp.due_at).limit(limit)
+        due = (
+            select(FollowUp.id)
+            .where(FollowUp.status == "pending", FollowUp.due_at <= now)
+            .order_by(FollowUp.due_at)
+            .limit(limit)
+        )
         if session.get_bind().dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
         # A conditional UPDATE ... RETURNING claims on SQLite too, which ignores SKIP LOCKED.
@@ -296,16 +327,32 @@ def claim_due(session: Session, window: Window, now: dt.datetime, limit: int) ->
             return []
         rows = [
             {
-                "id": new_id(), "created_at": now, "updated_at": now, "lead_id": row.lead_id, "screening_id": None,
-                "ref_id": row.ref_id, "kind": row.kind, "channel": "email", "queue": kinds.DEFAULT_QUEUE,
-                "dedupe_key": f"{row.lead_id}:followup:{row.kind}", "status": "queued", "attempts": 0,
+                "id": new_id(),
+                "created_at": now,
+                "updated_at": now,
+                "lead_id": row.lead_id,
+                "screening_id": None,
+                "ref_id": row.ref_id,
+                "kind": row.kind,
+                "channel": "email",
+                "queue": kinds.DEFAULT_QUEUE,
+                "dedupe_key": f"{row.lead_id}:followup:{row.kind}",
+                "status": "queued",
+                "attempts": 0,
             }
             for row in claimed
         ]
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        inserted = session.execute(
-            dialect.insert(Delivery).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Delivery.id)
-        ).scalars().all()
+        inserted = (
+            session.execute(
+                dialect.insert(Delivery)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(Delivery.id)
+            )
+            .scalars()
+            .all()
+        )
         for lead_id in {row.lead_id for row in claimed}:
             session.execute(next_follow_up_statement(lead_id))
     log.info("followups.claimed", claimed=len(claimed), deliveries=len(inserted))
@@ -340,4 +387,4 @@ def has_live_booking(session: Session, lead_id: uuid.UUID) -> bool:
     return _has_live_booking(session, lead_id)
 
 
-__all__ = ["Any", "Window", "booking_changed", "claim_due", "start_after_routing", "stop_all", "stop_reason"]
+__all__ = ["Window", "booking_changed", "claim_due", "start_after_routing", "stop_all", "stop_reason"]

@@ -9,9 +9,7 @@ from collections.abc import Sequence
 
 import advanced_alchemy.types
 import sqlalchemy as sa
-from sqlalchemy import Text  # autogenerate writes JSONB(astext_type=Text())
 from alembic import op
-
 
 revision: str = 'cd5030798fb3'
 down_revision: str | None = '93b10850c9f3'

@@ -21,7 +21,7 @@ from intake.app import create_app
 from intake.db.models import Delivery, OutboxMessage
 from intake.messaging import kinds
 from intake.settings import Settings
-from tests.conftest import emptied_after, make_settings
+from tests.conftest import TEST_JWT_SECRET, emptied_after, make_settings
 from tests.factories import EMERGENCY_ANSWERS, ROUTINE_ANSWERS, submission
 from tests.services import RedisServer, SmtpSink, WebhookSink, Worker, wait_for
 from workers.celery_app import create_celery
@@ -54,6 +54,7 @@ def worker_env(
         "EMAIL_RETRY_MAX_DELAY_SECONDS": "1",
         "CELERY_VISIBILITY_TIMEOUT": "8",
         "LOG_LEVEL": "INFO",
+        "JWT_SECRET": TEST_JWT_SECRET,
     }
 
 

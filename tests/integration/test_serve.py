@@ -137,3 +137,33 @@ def test_unknown_rule_set_version_stops_start_up(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "1999-01.9" in result.stderr
+
+
+def test_embedded_default_sends_due_follow_ups(tmp_path: Path) -> None:
+    """SQLite, the filesystem broker and beat inside the worker: a due reminder becomes an .eml file."""
+    import sqlite3
+
+    for served in _serve(tmp_path, {"SENDING_WINDOW": "00:00-24:00", "FOLLOW_UP_CLAIM_SECONDS": "1"}):
+        payload = submission(email="reminded@example.com", phone=None)
+        assert httpx.post(f"{served.base_url}/api/intake", json=payload, timeout=10).status_code == 201
+        emails = tmp_path / "data" / "emails"
+        _wait_for_files(emails, 1, served)
+        with sqlite3.connect(tmp_path / "data" / "intake.db") as connection:
+            pending = connection.execute("SELECT count(*) FROM follow_ups WHERE status = 'pending'").fetchone()[0]
+            assert pending == 3
+            # The movable clock: the first reminder falls due now instead of tomorrow.
+            connection.execute(
+                "UPDATE follow_ups SET due_at = '2000-01-01 00:00:00.000000' WHERE kind = 'booking_reminder_1'"
+            )
+        _wait_for_files(emails, 2, served)
+        subjects = sorted(
+            str(message_from_bytes(p.read_bytes(), policy=policy.default)["Subject"]) for p in emails.glob("*.eml")
+        )
+        assert any("waiting" in s for s in subjects), subjects
+
+
+def _wait_for_files(folder: Path, count: int, served: Served) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(folder.glob("*.eml"))) < count:
+        time.sleep(0.2)
+    assert len(list(folder.glob("*.eml"))) >= count, served.logs()[-3000:]
