@@ -40,6 +40,10 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
     """Migrate the database, then serve the API (and, on the embedded default, the worker and scheduler)."""
     import uvicorn
 
+    # Links in emails point at this server unless PUBLIC_BASE_URL says where the public reaches it.
+    local = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104 - comparing, not binding
+    os.environ.setdefault("PUBLIC_BASE_URL", f"http://{local}:{port}")
+    get_settings.cache_clear()
     _prepare()
     settings = get_settings()
     child = None

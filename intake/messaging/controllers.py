@@ -8,6 +8,7 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
 
+from intake.messaging.emails import display_phone
 from intake.messaging.unsubscribe import UnsubscribeService
 from intake.problems import NotFound
 from intake.settings import Settings
@@ -37,7 +38,7 @@ def _page(title: str, body: str, lang: str, status: int = 200) -> Response[str]:
         f"<title>{escape(title)}</title></head>"
         '<body style="font-family:Arial,Helvetica,sans-serif;max-width:560px;margin:40px auto;padding:0 16px;'
         'color:#1d2733;line-height:1.5">'
-        f"<h1>{escape(title)}</h1><p>{escape(body)}</p></body></html>"
+        f"<h1>{escape(title)}</h1><p>{body}</p></body></html>"
     )
     return Response(html, media_type=MediaType.HTML, status_code=status, headers={"Cache-Control": "no-store"})
 
@@ -54,9 +55,15 @@ class UnsubscribeController(Controller):
         try:
             lang = await unsubscribe_service.unsubscribe(token)
         except NotFound:
-            return _page(*_GONE, "en", status=404)
+            return _page(_GONE[0], escape(_GONE[1]), "en", status=404)
         title, body = _PAGE.get(lang, _PAGE["en"])
-        return _page(title, body.format(clinic=settings.clinic.name, phone=settings.clinic.phone), lang)
+        clinic = settings.clinic
+        phone = f'<a href="tel:{escape(clinic.phone)}">{escape(display_phone(clinic.phone))}</a>'
+        return _page(
+            title,
+            escape(body).format(clinic=escape(clinic.name), phone=phone) + f"<br><br>{escape(clinic.address)}",
+            lang,
+        )
 
     @post("/{token:str}", operation_id="unsubscribeOneClick", summary="RFC 8058 one-click unsubscribe", status_code=200)
     async def one_click(self, token: str, unsubscribe_service: NamedDependency[UnsubscribeService]) -> dict[str, str]:

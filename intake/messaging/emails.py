@@ -81,7 +81,7 @@ class ClinicView:
     phone_display: str
 
 
-def _display_phone(e164: str) -> str:
+def display_phone(e164: str) -> str:
     try:
         return phonenumbers.format_number(phonenumbers.parse(e164, "US"), phonenumbers.PhoneNumberFormat.NATIONAL)
     except phonenumbers.NumberParseException:
@@ -99,7 +99,7 @@ class EmailBuilder:
             keep_trailing_newline=True,
         )
         clinic = settings.clinic
-        self._clinic = ClinicView(clinic.name, clinic.address, clinic.phone, _display_phone(clinic.phone))
+        self._clinic = ClinicView(clinic.name, clinic.address, clinic.phone, display_phone(clinic.phone))
 
     def render(self, kind: str, lang: str, context: dict[str, Any]) -> tuple[str, str, str]:
         """(subject, text, html); the subject is fixed per kind and language and carries no patient data."""
