@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -102,8 +103,12 @@ class IntakeService:
         raise AssertionError("unreachable")
 
     async def _replay(self, key: str, request_hash: str) -> IntakeOutcome | None:
-        async with self._sessionmaker() as session:
+        ttl = dt.timedelta(hours=self._settings.intake.idempotency_ttl_hours)
+        async with self._sessionmaker() as session, session.begin():
             record = await session.get(IdempotencyRecord, _scoped(key))
+            if record is not None and record.created_at < utcnow() - ttl:
+                await session.delete(record)  # expired: the key starts a new request
+                return None
         if record is None:
             return None
         if record.request_hash != request_hash:

@@ -209,3 +209,20 @@ async def test_every_route_has_an_operation_id(client: Client) -> None:
     assert operations
     assert all(op.get("operationId") for op in operations)
     assert "/api/intake" in schema["paths"]
+
+
+async def test_an_expired_idempotency_key_starts_a_new_request(
+    database_url: str, tmp_path: Any, db: AsyncEngine
+) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(database_url, tmp_path / "data", intake={"idempotency_ttl_hours": 0})
+    from intake.app import create_app
+
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        headers = {"Idempotency-Key": "old-key"}
+        first = await client.post("/api/intake", json=submission(), headers=headers)
+        again = await client.post("/api/intake", json=submission(), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["screening_id"] != again.json()["screening_id"]
+    assert "Idempotent-Replayed" not in again.headers

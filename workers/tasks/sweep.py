@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 from celery import Task, shared_task
 
+from intake.db.housekeeping import purge_expired
 from intake.messaging import kinds
 from intake.messaging.outbox import due_for_republish
 from intake.messaging.publisher import Publisher
@@ -19,6 +20,7 @@ def sweep(self: Task) -> None:
     ctx = context()
     with ctx.sessionmaker() as session:
         due = due_for_republish(session, ctx.settings.messaging)
+        purge_expired(session, idempotency_ttl_hours=ctx.settings.intake.idempotency_ttl_hours)
     if due:
         sent = Publisher(CeleryBroker(self.app)).publish(due)
         log.info("sweep.republished", found=len(due), published=sent)
