@@ -179,6 +179,18 @@ class Settings:
 
 def load_settings() -> Settings:
     """Build the settings from the environment; raises ValueError naming a bad variable."""
+    settings = _read()
+    longest = settings.messaging.retry_max_delay + 2 * settings.smtp.timeout
+    if settings.broker.visibility_timeout <= longest:
+        # Redis would hand a task that is waiting out a retry delay to a second worker.
+        raise ValueError(
+            f"CELERY_VISIBILITY_TIMEOUT ({settings.broker.visibility_timeout}s) must exceed the longest retry "
+            f"delay plus the SMTP timeout twice ({longest:.0f}s)"
+        )
+    return settings
+
+
+def _read() -> Settings:
     env = _env("INTAKE_ENV", "development")
     if env not in {"development", "production"}:
         raise ValueError(f"INTAKE_ENV must be development or production, got {env!r}")

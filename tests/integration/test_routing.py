@@ -52,7 +52,7 @@ def worker_env(
         "SENDING_LEASE_SECONDS": "3",
         "EMAIL_RETRY_BASE_SECONDS": "0.3",
         "EMAIL_RETRY_MAX_DELAY_SECONDS": "1",
-        "CELERY_VISIBILITY_TIMEOUT": "8",
+        "CELERY_VISIBILITY_TIMEOUT": "30",
         "LOG_LEVEL": "INFO",
         "JWT_SECRET": TEST_JWT_SECRET,
     }
