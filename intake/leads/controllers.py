@@ -24,12 +24,14 @@ from intake.leads.schemas import (
     NoteIn,
     NoteOut,
     QueuePage,
+    RescoreIn,
     Sort,
 )
 from intake.leads.services import IntakeService
 from intake.messaging.publisher import Publisher
 from intake.screening import Catalog
-from intake.staff.guards import can_export
+from intake.leads.rescoring import RescoreService
+from intake.staff.guards import CAN_SEE_ANSWERS, can_export, requires_role
 
 IdempotencyKey = Annotated[
     str | None,
@@ -161,6 +163,24 @@ class LeadController(Controller):
     ) -> Response[dict[str, Any]]:
         body = await lead_service.update(lead_id, data, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
+
+    @post(
+        "/{lead_id:uuid}/screenings/{screening_id:uuid}/rescore",
+        operation_id="rescoreScreening",
+        summary="Score a screening again (newest or named rule set); both results are kept (clinician, admin)",
+        guards=[requires_role(*CAN_SEE_ANSWERS)],
+    )
+    async def rescore(
+        self,
+        lead_id: uuid.UUID,
+        screening_id: uuid.UUID,
+        request: Request[StaffMember, Any, Any],
+        rescore_service: NamedDependency[RescoreService],
+        data: JSONBody[RescoreIn] | None = None,
+    ) -> Response[dict[str, Any]]:
+        version = data.rule_set_version if data is not None else None
+        body = await rescore_service.rescore(lead_id, screening_id, rule_set_version=version, actor=request.user)
+        return Response(body, status_code=201, headers={"Cache-Control": "no-store"})
 
     @post("/{lead_id:uuid}/notes", operation_id="addLeadNote", summary="Add a note to a lead")
     async def add_note(

@@ -163,3 +163,8 @@ class NoteOut(msgspec.Struct):
     author: StaffRef
     body: str
     created_at: datetime.datetime
+
+
+class RescoreIn(msgspec.Struct, forbid_unknown_fields=True):
+    rule_set_version: str | None = None
+    """The rule set to score with; the newest when left out."""

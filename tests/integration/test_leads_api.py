@@ -233,3 +233,22 @@ async def test_a_failed_change_writes_no_audit_row(client: Client, staff: Any, d
     assert len(await _audit(db)) == before
     async with db.connect() as connection:
         assert (await connection.execute(select(Lead.status))).scalar_one() == "new"
+
+
+async def test_rescoring_is_explicit_and_keeps_both_results(client: Client, staff: Any, db: AsyncEngine) -> None:
+    submitted = (await client.post("/api/intake", json=submission(SOON_ANSWERS, phone=None))).json()
+    lead, screening = submitted["lead_id"], submitted["screening_id"]
+    path = f"/api/leads/{lead}/screenings/{screening}/rescore"
+    assert (await client.post(path, json={}, headers=staff["front_desk"])).status_code == 403
+    response = await client.post(path, json={}, headers=staff["clinician"])
+    assert response.status_code == 201, response.text
+    again = response.json()
+    assert again["rescored_from_id"] == screening and again["tier"] == "soon"
+    assert again["previous"]["rule_set_version"] == submitted["rule_set"]
+    unknown = await client.post(path, json={"rule_set_version": "1999-01.1"}, headers=staff["clinician"])
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "rule_set_version"
+    detail = (await client.get(f"/api/leads/{lead}", headers=staff["clinician"])).json()
+    assert [s["id"] for s in detail["screenings"]] == [again["id"], screening]  # both kept, newest first
+    assert detail["screenings"][1]["rescored_from_id"] is None
+    entries = await _audit(db)
+    assert any(e.action == "screening.rescore" and str(e.lead_id) == lead for e in entries)
