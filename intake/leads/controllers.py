@@ -14,6 +14,7 @@ from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from intake.db.models import StaffMember
 from intake.leads.management import LeadService
+from intake.leads.rescoring import RescoreService
 from intake.leads.schemas import (
     IntakeResult,
     IntakeSubmission,
@@ -30,7 +31,6 @@ from intake.leads.schemas import (
 from intake.leads.services import IntakeService
 from intake.messaging.publisher import Publisher
 from intake.screening import Catalog
-from intake.leads.rescoring import RescoreService
 from intake.staff.guards import CAN_SEE_ANSWERS, can_export, requires_role
 
 IdempotencyKey = Annotated[
