@@ -106,10 +106,16 @@ class StaffService:
                 member.password_hash = hash_password(password)
             return member
 
-    async def active_member(self, staff_id: uuid.UUID) -> StaffMember | None:
+    async def active_member(self, staff_id: uuid.UUID, jti: str) -> StaffMember | None:
+        """The token's member if the account is enabled and the token not revoked: one query per request."""
+        revoked = select(RevokedToken.jti).where(RevokedToken.jti == jti).exists()
+        stmt = select(StaffMember, revoked).where(StaffMember.id == staff_id)
         async with self._sessionmaker() as session:
-            member = await session.get(StaffMember, staff_id)
-        return member if member is not None and not member.disabled else None
+            row = (await session.execute(stmt)).tuples().first()
+        if row is None:
+            return None
+        member, revoked_already = row
+        return None if revoked_already or member.disabled else member
 
     async def list(self) -> list[StaffMember]:
         async with self._sessionmaker() as session:
@@ -146,7 +152,3 @@ class StaffService:
         async with self._sessionmaker() as session, session.begin():
             if await session.get(RevokedToken, jti) is None:
                 session.add(RevokedToken(jti=jti, expires_at=expires_at))
-
-    async def is_revoked(self, jti: str) -> bool:
-        async with self._sessionmaker() as session:
-            return await session.get(RevokedToken, jti) is not None
