@@ -10,11 +10,20 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from intake.booking.availability import AvailabilityService
+from intake.booking.controllers import (
+    AvailabilityController,
+    BookingController,
+    LeadBookingController,
+    PatientBookingController,
+)
+from intake.booking.services import BookingService
 from intake.db.engine import create_engine, create_sessionmaker
 from intake.errors import EXCEPTION_HANDLERS
 from intake.health import HealthController
 from intake.leads.controllers import IntakeController, LeadController, TriageController
 from intake.leads.management import LeadService
+from intake.leads.rescoring import RescoreService
 from intake.leads.services import IntakeService
 from intake.logs import configure_logging
 from intake.messaging.controllers import UnsubscribeController
@@ -53,7 +62,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         "lead_service": lead_service,
         "audit_service": audit_service,
         "token_issuer": TokenIssuer(jwt_auth),
+        "availability_service": AvailabilityService(sessionmaker),
+        "booking_service": BookingService(sessionmaker, settings),
         "unsubscribe_service": UnsubscribeService(sessionmaker, settings),
+        "rescore_service": RescoreService(sessionmaker, catalog),
     }
 
     @asynccontextmanager
@@ -72,6 +84,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             TriageController,
             StaffController,
             AuditController,
+            AvailabilityController,
+            PatientBookingController,
+            LeadBookingController,
+            BookingController,
             UnsubscribeController,
         ],
         dependencies={

@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from intake import keyset as cursors
 from intake.db.base import new_id, utcnow
 from intake.db.models import (
+    Booking,
     Consent,
     Delivery,
     Lead,
@@ -322,8 +323,19 @@ class LeadService:
         }
 
     async def _extra_timeline(self, session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
-        """Timeline entries of other domains (bookings); none yet."""
-        return []
+        """Timeline entries of other domains: the lead's bookings (a move shows as a cancelled one and a new one)."""
+        bookings = (await session.execute(select(Booking).where(Booking.lead_id == lead.id))).scalars()
+        return [
+            {
+                "at": booking.created_at,
+                "kind": "booking",
+                "id": booking.id,
+                "starts_at": booking.starts_at,
+                "location": booking.location,
+                "status": booking.status,
+            }
+            for booking in bookings
+        ]
 
     async def update(self, lead_id: uuid.UUID, patch: LeadPatch, *, actor: StaffMember) -> dict[str, Any]:
         changed = [name for name in patch.__struct_fields__ if getattr(patch, name) is not msgspec.UNSET]

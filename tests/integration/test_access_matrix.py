@@ -11,7 +11,20 @@ from litestar.testing import AsyncTestClient
 
 from tests.factories import ROUTINE_ANSWERS, submission
 
-PUBLIC = {"health", "ready", "getQuestionnaire", "submitScreen", "login", "unsubscribePage", "unsubscribeOneClick"}
+PUBLIC = {
+    "health",
+    "ready",
+    "getQuestionnaire",
+    "submitScreen",
+    "login",
+    "unsubscribePage",
+    "unsubscribeOneClick",
+    "getBookingSlots",
+    "bookConsultation",
+    "getMyBooking",
+    "cancelMyBooking",
+    "rescheduleMyBooking",
+}
 _counter = itertools.count()
 
 # operationId -> (expected status for front_desk, clinician, admin; a body maker or None)
@@ -24,6 +37,7 @@ EXPECTED: dict[str, tuple[tuple[int, int, int], Callable[[dict[str, str]], Any] 
     "updateLead": ((200, 200, 200), lambda ids: {"assigned_to": None}),
     "addLeadNote": ((201, 201, 201), lambda ids: {"body": "called"}),
     "exportLeads": ((403, 200, 200), None),
+    "rescoreScreening": ((403, 201, 201), lambda ids: {}),
     "listStaff": ((403, 403, 200), None),
     "createStaff": (
         (403, 403, 201),
@@ -36,12 +50,39 @@ EXPECTED: dict[str, tuple[tuple[int, int, int], Callable[[dict[str, str]], Any] 
     ),
     "updateStaff": ((403, 403, 200), lambda ids: {"name": "Renamed"}),
     "listAudit": ((403, 403, 200), None),
+    # Booking: ids in paths are unknown ones ({rule_id} ...), so an allowed role gets 404; no hours are set, so
+    # booking a lead is refused with 422: what matters here is who gets past the guard.
+    "listAvailabilityRules": ((200, 200, 200), None),
+    "createAvailabilityRule": (
+        (403, 403, 201),
+        lambda ids: {
+            "staff_id": ids["clinician"],
+            "location": "virtual",
+            "weekday": 6,
+            "start_time": "06:00",
+            "end_time": "07:00",
+        },
+    ),
+    "deleteAvailabilityRule": ((403, 403, 404), None),
+    "listAvailabilityExceptions": ((200, 200, 200), None),
+    "createAvailabilityException": (
+        (403, 403, 201),
+        lambda ids: {"starts_at": "2030-01-01T05:00:00Z", "ends_at": "2030-01-02T05:00:00Z"},
+    ),
+    "deleteAvailabilityException": ((403, 403, 404), None),
+    "getLocationSettings": ((200, 200, 200), None),
+    "updateLocationSettings": ((403, 403, 200), lambda ids: {"slot_minutes": 30}),
+    "createLeadBooking": ((422, 422, 422), lambda ids: {"starts_at": "2030-01-01T14:00:00Z"}),
+    "listLeadSlots": ((200, 200, 200), None),
+    "listBookings": ((200, 200, 200), None),
+    "updateBooking": ((404, 404, 404), lambda ids: {"status": "cancelled"}),
 }
 ROLE_INDEX = {"front_desk": 0, "clinician": 1, "admin": 2}
 
 
 async def test_every_staff_route_answers_each_role_as_expected(client: AsyncTestClient[Any], staff: Any) -> None:
-    lead = (await client.post("/api/intake", json=submission(ROUTINE_ANSWERS))).json()["lead_id"]
+    submitted = (await client.post("/api/intake", json=submission(ROUTINE_ANSWERS))).json()
+    lead, screening = submitted["lead_id"], submitted["screening_id"]
     schema = (await client.get("/schema/openapi.json")).json()
     operations = [
         (method.upper(), path, op["operationId"])
@@ -52,8 +93,18 @@ async def test_every_staff_route_answers_each_role_as_expected(client: AsyncTest
     staff_ops = [op for op in operations if op[2] not in PUBLIC]
     assert {op[2] for op in staff_ops} == set(EXPECTED), "a staff route has no expectation here: add one"
 
+    unknown = str(uuid.uuid4())
+
     def url(path: str) -> str:
-        return path.replace("{lead_id}", lead).replace("{staff_id}", staff.ids["front_desk"])
+        return (
+            path.replace("{lead_id}", lead)
+            .replace("{screening_id}", screening)
+            .replace("{staff_id}", staff.ids["front_desk"])
+            .replace("{rule_id}", unknown)
+            .replace("{exception_id}", unknown)
+            .replace("{booking_id}", unknown)
+            .replace("{location}", "boca_raton")
+        )
 
     async def call(method: str, path: str, operation: str, headers: dict[str, str]) -> int:
         body_maker = EXPECTED[operation][1]

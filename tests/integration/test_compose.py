@@ -35,7 +35,11 @@ def test_compose_refuses_to_start_without_a_jwt_secret() -> None:
     env = {k: v for k, v in os.environ.items() if k != "JWT_SECRET"}
     result = subprocess.run(
         ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        capture_output=True, text=True, check=False, cwd=ROOT, env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=env,
     )
     assert result.returncode != 0 and "JWT_SECRET" in result.stderr
 

@@ -1,0 +1,156 @@
+"""The booking confirmation email: when and where in the person's language, with an .ics invitation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.message import EmailMessage
+from email.utils import parseaddr
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from intake.booking import links
+from intake.db.models import Booking, Delivery, Lead
+from intake.messaging.emails import EmailBuilder
+from intake.settings import Settings
+
+_WEEKDAYS = {
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
+}
+_MONTHS = {
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    "es": (
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ),
+}
+_SUMMARY = {"en": "Free consultation — Empower Fitness", "es": "Consulta gratuita — Empower Fitness"}
+_PLACE = {
+    "en": {"in_home": "At your home", "virtual": "Virtual"},
+    "es": {"in_home": "En su domicilio", "virtual": "Virtual"},
+}
+_LINK_LABELS = {
+    "en": ("Cancel", "Reschedule"),
+    "es": ("Cancelar", "Cambiar la hora"),
+}
+
+
+def local_when(moment: dt.datetime, zone: ZoneInfo, lang: str) -> str:
+    """`Monday, March 9, 2026 at 9:00 AM` / `lunes, 9 de marzo de 2026, a las 9:00 a. m.` in clinic time."""
+    local = moment.astimezone(zone)
+    hour = local.hour % 12 or 12
+    if lang == "es":
+        half = "a. m." if local.hour < 12 else "p. m."
+        return (
+            f"{_WEEKDAYS['es'][local.weekday()]}, {local.day} de {_MONTHS['es'][local.month - 1]} de {local.year}, "
+            f"a las {hour}:{local.minute:02d} {half}"
+        )
+    half = "AM" if local.hour < 12 else "PM"
+    return (
+        f"{_WEEKDAYS['en'][local.weekday()]}, {_MONTHS['en'][local.month - 1]} {local.day}, {local.year} "
+        f"at {hour}:{local.minute:02d} {half}"
+    )
+
+
+def place(booking: Booking, settings: Settings, lang: str) -> str:
+    """The clinic's address, or where else the consultation happens."""
+    labels = _PLACE.get(lang, _PLACE["en"])
+    return settings.booking.addresses.get(booking.location) or labels.get(booking.location, booking.location)
+
+
+def invitation(
+    booking: Booking, lead: Lead, settings: Settings, *, cancel_url: str, reschedule_url: str, lang: str
+) -> bytes:
+    """An iCalendar REQUEST with the booking id as its UID, times in UTC, and the manage links."""
+    cancel_label, reschedule_label = _LINK_LABELS.get(lang, _LINK_LABELS["en"])
+    organizer_address = parseaddr(settings.smtp.from_address)[1]
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//Empower Fitness//intake//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "REQUEST")
+    event = icalendar.Event()
+    event.add("uid", str(booking.id))
+    event.add("dtstamp", dt.datetime.now(dt.UTC))
+    event.add("dtstart", booking.starts_at.astimezone(dt.UTC))
+    event.add("dtend", booking.ends_at.astimezone(dt.UTC))
+    event.add("summary", _SUMMARY.get(lang, _SUMMARY["en"]))
+    event.add("location", place(booking, settings, lang))
+    event.add(
+        "description",
+        f"{cancel_label}: {cancel_url}\n{reschedule_label}: {reschedule_url}\n{settings.clinic.phone}",
+    )
+    event.add("url", reschedule_url)
+    event.add("status", "CONFIRMED")
+    event.add("sequence", 0)
+    if organizer_address:
+        organizer = icalendar.vCalAddress(f"mailto:{organizer_address}")
+        organizer.params["cn"] = icalendar.vText(settings.clinic.name)
+        event.add("organizer", organizer)
+    attendee = icalendar.vCalAddress(f"mailto:{lead.email}")
+    # No RSVP asked for: a reply would only land in the clinic's mailbox; the links change the booking.
+    attendee.params["rsvp"] = icalendar.vText("FALSE")
+    attendee.params["partstat"] = icalendar.vText("ACCEPTED")
+    event.add("attendee", attendee)
+    calendar.add_component(event)
+    return bytes(calendar.to_ical())
+
+
+def confirmation_email(
+    builder: EmailBuilder, delivery: Delivery, lead: Lead, booking: Booking, settings: Settings
+) -> EmailMessage:
+    """The confirmation of a booking (or of its new time after a move), with the .ics attached."""
+    lang = lead.language if lead.language in _WEEKDAYS else "en"
+    zone = ZoneInfo(settings.clinic.timezone)
+    cancel_url, reschedule_url = links.manage_urls(settings, booking.id, booking.starts_at)
+    minutes = int((booking.ends_at - booking.starts_at).total_seconds() // 60)
+    subject, text, html = builder.render(
+        "booking_confirmation",
+        lang,
+        {
+            "first_name": lead.first_name,
+            "when": local_when(booking.starts_at, zone, lang),
+            "minutes": minutes,
+            "location": booking.location,
+            "place": place(booking, settings, lang),
+            "moved": booking.rescheduled_from_id is not None,
+            "cancel_url": cancel_url,
+            "reschedule_url": reschedule_url,
+            "cutoff_hours": settings.booking.change_cutoff_hours,
+        },
+    )
+    message = builder.message(delivery, [lead.email], subject, text, html)
+    message.add_attachment(
+        invitation(booking, lead, settings, cancel_url=cancel_url, reschedule_url=reschedule_url, lang=lang),
+        maintype="text",
+        subtype="calendar",
+        filename="consultation.ics",
+        params={"method": "REQUEST", "charset": "utf-8"},
+    )
+    return message
+
+
+__all__ = ["confirmation_email", "invitation", "local_when", "place"]
