@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     configure_logging(settings.app)
     # A malformed rule set stops start-up here, with a message naming the problem.
     catalog = catalog or load_catalog()
-    engine = create_engine(settings.db)
+    engine = create_engine(settings.db, pre_ping=False)
     sessionmaker = create_sessionmaker(engine)
     intake_service = IntakeService(sessionmaker, catalog, settings)
     publisher = Publisher(CeleryBroker(create_celery(settings, fail_fast=True)))

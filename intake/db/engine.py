@@ -20,9 +20,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """An engine that never writes statement parameters (patient data) into errors or logs."""
-    kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True, "pool_pre_ping": True}
+def create_engine(settings: DatabaseSettings, *, pre_ping: bool = True) -> AsyncEngine:
+    """An engine that never writes statement parameters (patient data) into errors or logs.
+
+    `pre_ping` tests each connection as it leaves the pool; on asyncpg that is BEGIN, `;` and
+    ROLLBACK: three round trips before every request's own statements. The API turns it off: a
+    connection that died with the server fails its first statement, which invalidates the whole
+    pool, and the intake submission retries on a fresh connection.
+    """
+    kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True, "pool_pre_ping": pre_ping}
     if not settings.is_sqlite:
         kwargs.update(pool_size=settings.pool_size, max_overflow=settings.pool_size)
     engine = create_async_engine(settings.url, **kwargs)

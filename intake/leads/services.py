@@ -5,17 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import structlog
-from sqlalchemy import case, or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from intake.booking.links import booking_url
 from intake.db.base import new_id, utcnow
-from intake.db.models import Consent, IdempotencyRecord, Lead, Screening, urgency_of
+from intake.db.models import Consent, IdempotencyRecord, Lead, OutboxMessage, Screening, urgency_of
 from intake.leads.contact import Contact, check_contact, search_text
 from intake.leads.schemas import (
     ActionOut,
@@ -25,7 +25,9 @@ from intake.leads.schemas import (
     IntakeSubmission,
     ReasonOut,
 )
-from intake.messaging.outbox import Publication, publication_of, routing_message
+from intake.leads.store import submission_writer
+from intake.messaging import kinds
+from intake.messaging.outbox import Publication, routing_queue
 from intake.screening import Catalog, RuleSet, RuleSetError
 from intake.settings import Settings
 
@@ -34,6 +36,12 @@ log = structlog.get_logger(__name__)
 # A concurrent first submission by the same person races us to the unique email: try again once it
 # has committed, and we find their lead.
 _ATTEMPTS = 3
+
+_leads = cast(Table, Lead.__table__)
+_screenings = cast(Table, Screening.__table__)
+_outbox = cast(Table, OutboxMessage.__table__)
+_consents = cast(Table, Consent.__table__)
+_idempotency = cast(Table, IdempotencyRecord.__table__)
 
 
 class SubmissionInvalid(Exception):
@@ -59,6 +67,7 @@ class IntakeOutcome:
 class IntakeService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog, settings: Settings):
         self._sessionmaker = sessionmaker
+        self._engine: AsyncEngine = sessionmaker.kw["bind"]
         self._catalog = catalog
         self._settings = settings
         version = settings.intake.rule_set_version
@@ -100,6 +109,12 @@ class IntakeService:
                 if attempt == _ATTEMPTS - 1:
                     raise
                 log.info("intake.retry_after_conflict", attempt=attempt + 1)
+            except DBAPIError as exc:
+                # The engine does not ping connections before use (see create_engine): one that died
+                # with the server fails here, has invalidated the pool, and the next attempt gets a new one.
+                if not exc.connection_invalidated or attempt == _ATTEMPTS - 1:
+                    raise
+                log.warning("intake.retry_after_disconnect", attempt=attempt + 1)
         raise AssertionError("unreachable")
 
     async def _replay(self, key: str, request_hash: str) -> IntakeOutcome | None:
@@ -129,59 +144,80 @@ class IntakeService:
         reasons = rule_set.reasons(assessment, lang)
         clinic = self._settings.clinic
         now = utcnow()
+        tier, route, score = assessment.tier.value, assessment.route.value, assessment.score
+        triage = {
+            "tier": tier,
+            "tier_rank": assessment.tier.rank,
+            "route": route,
+            "score": score,
+            "urgency": urgency_of(assessment.tier.rank, score),
+            "last_screened_at": now,
+            "updated_at": now,
+        }
+        screening_id, outbox_id = new_id(), new_id()
+        queue = routing_queue(route)
 
-        async with self._sessionmaker() as session, session.begin():
-            lead = await self._find_lead(session, contact)
-            if lead is None:
-                lead = Lead(id=new_id(), created_at=now, status="new")
-                session.add(lead)
-            _apply_contact(lead, contact, lang)
-            lead.tier, lead.tier_rank, lead.route, lead.score = (
-                assessment.tier.value,
-                assessment.tier.rank,
-                assessment.route.value,
-                assessment.score,
-            )
-            lead.urgency = urgency_of(assessment.tier.rank, assessment.score)
-            lead.last_screened_at = now
-            lead.updated_at = now
+        async with submission_writer(self._engine) as writer:
+            # Lock the person's lead (the same email first, else the same phone) until commit.
+            found = await writer.find_lead(contact.email, contact.phone)
+            details = _contact_values(contact, lang, kept_phone=found[1] if found else None)
+            if found is None:
+                lead_id = new_id()
+                await writer.insert(_leads, {"id": lead_id, "created_at": now, "status": "new", **details, **triage})
+            else:
+                lead_id = found[0]
+                await writer.update_lead(lead_id, {**details, **triage})
             # The person's own signed link: they can book straight from the answer.
             advice = rule_set.advice(
-                assessment, lang, clinic_phone=clinic.phone, booking_url=booking_url(self._settings, lead.id)
+                assessment, lang, clinic_phone=clinic.phone, booking_url=booking_url(self._settings, lead_id)
             )
-            screening = Screening(
-                id=new_id(),
-                created_at=now,
-                lead=lead,
-                language=lang,
-                answers=answers,
-                rule_set_version=rule_set.version,
-                tier=assessment.tier.value,
-                route=assessment.route.value,
-                score=assessment.score,
-                reasons=[{"code": r.code, "tier": r.tier.value, "text": r.text} for r in reasons],
+            await writer.insert(
+                _screenings,
+                {
+                    "id": screening_id,
+                    "created_at": now,
+                    "lead_id": lead_id,
+                    "language": lang,
+                    "answers": answers,
+                    "rule_set_version": rule_set.version,
+                    "tier": tier,
+                    "route": route,
+                    "score": score,
+                    "reasons": [{"code": r.code, "tier": r.tier.value, "text": r.text} for r in reasons],
+                    "rescored_from_id": None,
+                },
             )
-            session.add(screening)
-            outbox = routing_message(screening, now)
-            session.add(outbox)
-            session.add(
-                Consent(
-                    lead=lead,
-                    screening=screening,
-                    privacy_notice_version=clinic.privacy_notice_version,
-                    privacy_accepted_at=now,
-                    email_followup=submission.consent.email_followup,
-                    sms=submission.consent.sms,
-                    created_at=now,
-                )
+            await writer.insert(
+                _outbox,
+                {
+                    "id": outbox_id,
+                    "created_at": now,
+                    "topic": kinds.TOPIC_ROUTE_SCREENING,
+                    "ref_id": screening_id,
+                    "queue": queue,
+                    "publish_count": 0,
+                },
+            )
+            await writer.insert(
+                _consents,
+                {
+                    "id": new_id(),
+                    "created_at": now,
+                    "lead_id": lead_id,
+                    "screening_id": screening_id,
+                    "privacy_notice_version": clinic.privacy_notice_version,
+                    "privacy_accepted_at": now,
+                    "email_followup": submission.consent.email_followup,
+                    "sms": submission.consent.sms,
+                },
             )
             result = msgspec.to_builtins(
                 IntakeResult(
-                    lead_id=lead.id,
-                    screening_id=screening.id,
-                    tier=assessment.tier.value,
-                    route=assessment.route.value,
-                    score=assessment.score,
+                    lead_id=lead_id,
+                    screening_id=screening_id,
+                    tier=tier,
+                    route=route,
+                    score=score,
                     rule_set=rule_set.version,
                     reasons=[ReasonOut(code=r.code, text=r.text) for r in reasons],
                     advice=AdviceOut(
@@ -193,54 +229,48 @@ class IntakeService:
                 )
             )
             if idempotency_key:
-                session.add(
-                    IdempotencyRecord(
-                        key=_scoped(idempotency_key),
-                        request_hash=request_hash,
-                        status_code=201,
-                        response=result,
-                        created_at=now,
-                    )
+                await writer.insert(
+                    _idempotency,
+                    {
+                        "key": _scoped(idempotency_key),
+                        "request_hash": request_hash,
+                        "status_code": 201,
+                        "response": result,
+                        "created_at": now,
+                    },
                 )
         log.info(
             "intake.screened",
-            lead_id=str(lead.id),
-            screening_id=str(screening.id),
-            tier=assessment.tier.value,
-            route=assessment.route.value,
+            lead_id=str(lead_id),
+            screening_id=str(screening_id),
+            tier=tier,
+            route=route,
             rule_set=rule_set.version,
         )
-        return IntakeOutcome(result=result, replayed=False, publications=(publication_of(outbox),))
-
-    @staticmethod
-    async def _find_lead(session: AsyncSession, contact: Contact) -> Lead | None:
-        """The person's lead: the same normalised email first, else the same phone."""
-        match = Lead.email == contact.email
-        if contact.phone:
-            match = or_(match, Lead.phone == contact.phone)
-        stmt = (
-            select(Lead)
-            .where(match)
-            .order_by(case((Lead.email == contact.email, 0), else_=1), Lead.created_at)
-            .limit(1)
-            .with_for_update()
-        )
-        return (await session.execute(stmt)).scalar_one_or_none()
+        publication = Publication(kinds.TASK_ROUTE_SCREENING, outbox_id, queue)
+        return IntakeOutcome(result=result, replayed=False, publications=(publication,))
 
 
-def _apply_contact(lead: Lead, contact: Contact, language: str) -> None:
-    """The newest details win: a returning person may have moved, or changed their number."""
-    lead.first_name = contact.first_name
-    lead.last_name = contact.last_name
-    lead.email = contact.email
+def _contact_values(contact: Contact, language: str, kept_phone: str | None) -> dict[str, Any]:
+    """The newest details win: a returning person may have moved, or changed their number.
+
+    A phone or ZIP left out keeps the one on file (the keys are left out of the UPDATE).
+    """
+    phone = contact.phone or kept_phone
+    values: dict[str, Any] = {
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "email": contact.email,
+        "preferred_contact": contact.preferred_contact,
+        "location": contact.location,
+        "language": language,
+        "search_text": search_text(contact.first_name, contact.last_name, contact.email, phone),
+    }
     if contact.phone:
-        lead.phone = contact.phone
-    lead.preferred_contact = contact.preferred_contact
-    lead.location = contact.location
+        values["phone"] = contact.phone
     if contact.zip:
-        lead.zip = contact.zip
-    lead.language = language
-    lead.search_text = search_text(lead.first_name, lead.last_name, lead.email, lead.phone)
+        values["zip"] = contact.zip
+    return values
 
 
 def _scoped(key: str) -> str:

@@ -24,8 +24,13 @@ class Publication:
     queue: str
 
 
+def routing_queue(route: str) -> str:
+    """Seek-care-now work goes to the alerts queue, which no booking email can hold up."""
+    return kinds.ALERTS_QUEUE if route == "seek_care_now" else kinds.DEFAULT_QUEUE
+
+
 def routing_message(screening: Screening, now: dt.datetime) -> OutboxMessage:
-    queue = kinds.ALERTS_QUEUE if screening.route == "seek_care_now" else kinds.DEFAULT_QUEUE
+    queue = routing_queue(screening.route)
     return OutboxMessage(
         id=new_id(),
         created_at=now,
@@ -85,7 +90,7 @@ def due_for_republish(session: Session, settings: MessagingSettings) -> list[Pub
     return found
 
 
-__all__ = ["Publication", "due_for_republish", "publication_of", "routing_message"]
+__all__ = ["Publication", "due_for_republish", "publication_of", "routing_message", "routing_queue"]
 
 
 def delivery_row(
