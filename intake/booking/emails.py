@@ -5,81 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from email.message import EmailMessage
 from email.utils import parseaddr
-from zoneinfo import ZoneInfo
 
 import icalendar
 
 from intake.booking import links
 from intake.db.models import Booking, Delivery, Lead
-from intake.messaging.emails import EmailBuilder
+from intake.messaging.emails import EmailBuilder, format_local, place_of
 from intake.settings import Settings
 
-_WEEKDAYS = {
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    "es": ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
-}
-_MONTHS = {
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-    "es": (
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-    ),
-}
 _SUMMARY = {"en": "Free consultation — Empower Fitness", "es": "Consulta gratuita — Empower Fitness"}
-_PLACE = {
-    "en": {"in_home": "At your home", "virtual": "Virtual"},
-    "es": {"in_home": "En su domicilio", "virtual": "Virtual"},
-}
 _LINK_LABELS = {
     "en": ("Cancel", "Reschedule"),
     "es": ("Cancelar", "Cambiar la hora"),
 }
-
-
-def local_when(moment: dt.datetime, zone: ZoneInfo, lang: str) -> str:
-    """`Monday, March 9, 2026 at 9:00 AM` / `lunes, 9 de marzo de 2026, a las 9:00 a. m.` in clinic time."""
-    local = moment.astimezone(zone)
-    hour = local.hour % 12 or 12
-    if lang == "es":
-        half = "a. m." if local.hour < 12 else "p. m."
-        return (
-            f"{_WEEKDAYS['es'][local.weekday()]}, {local.day} de {_MONTHS['es'][local.month - 1]} de {local.year}, "
-            f"a las {hour}:{local.minute:02d} {half}"
-        )
-    half = "AM" if local.hour < 12 else "PM"
-    return (
-        f"{_WEEKDAYS['en'][local.weekday()]}, {_MONTHS['en'][local.month - 1]} {local.day}, {local.year} "
-        f"at {hour}:{local.minute:02d} {half}"
-    )
-
-
-def place(booking: Booking, settings: Settings, lang: str) -> str:
-    """The clinic's address, or where else the consultation happens."""
-    labels = _PLACE.get(lang, _PLACE["en"])
-    return settings.booking.addresses.get(booking.location) or labels.get(booking.location, booking.location)
 
 
 def invitation(
@@ -98,7 +36,7 @@ def invitation(
     event.add("dtstart", booking.starts_at.astimezone(dt.UTC))
     event.add("dtend", booking.ends_at.astimezone(dt.UTC))
     event.add("summary", _SUMMARY.get(lang, _SUMMARY["en"]))
-    event.add("location", place(booking, settings, lang))
+    event.add("location", place_of(booking.location, lang, settings))
     event.add(
         "description",
         f"{cancel_label}: {cancel_url}\n{reschedule_label}: {reschedule_url}\n{settings.clinic.phone}",
@@ -123,8 +61,7 @@ def confirmation_email(
     builder: EmailBuilder, delivery: Delivery, lead: Lead, booking: Booking, settings: Settings
 ) -> EmailMessage:
     """The confirmation of a booking (or of its new time after a move), with the .ics attached."""
-    lang = lead.language if lead.language in _WEEKDAYS else "en"
-    zone = ZoneInfo(settings.clinic.timezone)
+    lang = lead.language if lead.language in _SUMMARY else "en"
     cancel_url, reschedule_url = links.manage_urls(settings, booking.id, booking.starts_at)
     minutes = int((booking.ends_at - booking.starts_at).total_seconds() // 60)
     subject, text, html = builder.render(
@@ -132,10 +69,10 @@ def confirmation_email(
         lang,
         {
             "first_name": lead.first_name,
-            "when": local_when(booking.starts_at, zone, lang),
+            "when": format_local(booking.starts_at, lang, settings.clinic.timezone),
             "minutes": minutes,
             "location": booking.location,
-            "place": place(booking, settings, lang),
+            "place": place_of(booking.location, lang, settings),
             "moved": booking.rescheduled_from_id is not None,
             "cancel_url": cancel_url,
             "reschedule_url": reschedule_url,
@@ -153,4 +90,4 @@ def confirmation_email(
     return message
 
 
-__all__ = ["confirmation_email", "invitation", "local_when", "place"]
+__all__ = ["confirmation_email", "invitation"]

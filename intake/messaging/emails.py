@@ -54,19 +54,21 @@ _MONTHS = {
     ),
 }
 _PLACES = {
-    "en": {"virtual": "video call", "in_home": "at your home"},
-    "es": {"virtual": "videollamada", "in_home": "en su casa"},
+    "en": {"virtual": "Virtual", "in_home": "At your home"},
+    "es": {"virtual": "Virtual", "in_home": "En su domicilio"},
 }
 
 
 def format_local(moment: dt.datetime, lang: str, zone: str) -> str:
-    """A date and time as a person reads it, in clinic time: "Tuesday, November 24 at 10:30 AM"."""
+    """`Monday, March 9, 2026 at 9:00 AM` / `lunes, 9 de marzo de 2026, a las 9:00 a. m.` in clinic time."""
     local = moment.astimezone(ZoneInfo(zone))
+    hour = local.hour % 12 or 12
     day, month = _DAYS[lang][local.weekday()], _MONTHS[lang][local.month - 1]
     if lang == "es":
-        return f"{day} {local.day} de {month} a las {local:%H:%M}"
-    clock = local.strftime("%I:%M %p").lstrip("0")
-    return f"{day}, {month} {local.day} at {clock}"
+        half = "a. m." if local.hour < 12 else "p. m."
+        return f"{day}, {local.day} de {month} de {local.year}, a las {hour}:{local.minute:02d} {half}"
+    half = "AM" if local.hour < 12 else "PM"
+    return f"{day}, {month} {local.day}, {local.year} at {hour}:{local.minute:02d} {half}"
 
 
 def place_of(location: str, lang: str, settings: Settings) -> str:

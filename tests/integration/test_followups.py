@@ -31,22 +31,6 @@ ALWAYS = "00:00-24:00"
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    sink.start()
-    yield sink
-    sink.stop()
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def worker(
     pg_url: str, redis: RedisServer, smtp: SmtpSink, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Worker]:
