@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import Select, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -100,33 +100,37 @@ class LeadService:
 
     def _filtered(self, filters: LeadFilters) -> Select[Any]:
         stmt = select(*_ROW_COLUMNS).outerjoin(_Assignee, _Assignee.id == Lead.assigned_to_id)
+        return stmt.where(*self._conditions(filters))
+
+    def _conditions(self, filters: LeadFilters) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
         problems: list[FieldProblem] = []
         if filters.status is not None:
             if filters.status not in STATUSES:
                 problems.append(FieldProblem("status", f"Status must be one of {', '.join(STATUSES)}."))
-            stmt = stmt.where(Lead.status == filters.status)
+            conditions.append(Lead.status == filters.status)
         if filters.tier is not None:
             rank = _TIER_RANK.get(filters.tier)
             if rank is None:
                 problems.append(FieldProblem("tier", f"Tier must be one of {', '.join(_TIER_RANK)}."))
             else:
                 # A tier is a band of the urgency key: the filter stays an index range.
-                stmt = stmt.where(Lead.urgency >= rank * 200, Lead.urgency < (rank + 1) * 200)
+                conditions += [Lead.urgency >= rank * 200, Lead.urgency < (rank + 1) * 200]
         if filters.route is not None:
-            stmt = stmt.where(Lead.route == filters.route)
+            conditions.append(Lead.route == filters.route)
         if filters.location is not None:
-            stmt = stmt.where(Lead.location == filters.location)
+            conditions.append(Lead.location == filters.location)
         if filters.assigned_to is not None:
-            stmt = stmt.where(Lead.assigned_to_id == filters.assigned_to)
+            conditions.append(Lead.assigned_to_id == filters.assigned_to)
         if filters.created_from is not None:
-            stmt = stmt.where(Lead.created_at >= filters.created_from)
+            conditions.append(Lead.created_at >= filters.created_from)
         if filters.created_to is not None:
-            stmt = stmt.where(Lead.created_at < filters.created_to)
+            conditions.append(Lead.created_at < filters.created_to)
         if filters.q is not None:
-            stmt = stmt.where(Lead.search_text.like(f"%{_search_term(filters.q)}%", escape="\\"))
+            conditions.append(Lead.search_text.like(f"%{_search_term(filters.q)}%", escape="\\"))
         if problems:
             raise InvalidFields(problems)
-        return stmt
+        return conditions
 
     @staticmethod
     def _ordered(stmt: Select[Any], sort: Sort, after: str | None) -> Select[Any]:
@@ -148,10 +152,23 @@ class LeadService:
         key = (last.urgency, last.created_at, last.id) if sort == "urgency" else (last.created_at, last.id)
         return cursors.encode(sort, key)
 
+    def _page(self, filters: LeadFilters, sort: Sort, after: str | None, limit: int) -> Select[Any]:
+        """One page of the list. A search picks the page's ids first and reads only those rows.
+
+        How many rows match `LIKE '%term%'` is a guess: when the planner guesses many, it walks the
+        sort order until the page is full. Alone, with ix_leads_urgency carrying search_text, that
+        walk is an index-only scan, so a wrong guess costs index entries instead of table rows.
+        """
+        if filters.q is None:
+            return self._ordered(self._filtered(filters), sort, after).limit(limit + 1)
+        ids = self._ordered(select(Lead.id).where(*self._conditions(filters)), sort, after).limit(limit + 1)
+        page = ids.subquery("page")
+        return self._ordered(self._filtered(LeadFilters()).join(page, page.c.id == Lead.id), sort, None)
+
     async def list_leads(
         self, filters: LeadFilters, *, sort: Sort, after: str | None, limit: int, actor: StaffMember
     ) -> LeadPage:
-        stmt = self._ordered(self._filtered(filters), sort, after).limit(limit + 1)
+        stmt = self._page(filters, sort, after, limit)
         async with self._sessionmaker() as session, session.begin():
             rows = list((await session.execute(stmt)).all())
             audit.record(session, actor_id=actor.id, action="lead.list", fields=filters.used())
