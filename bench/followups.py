@@ -33,15 +33,15 @@ first run comes one interval after start. 100,000 due rows then need ten runs: t
 about 600 s, before its 10,000 emails are even sent. The target is missed by construction, however
 fast the sending is. `--claim-seconds 60` measures that shape.
 
-    python bench/followups.py                          # about 10 minutes on 2 cores
+    python bench/followups.py                          # 10 to 15 minutes on 2 cores
     python bench/followups.py --count 5000 --timeout 120
     python bench/followups.py --claim-seconds 60       # the README default claim interval
     python bench/followups.py --profile /tmp/prof      # py-spy the worker and its pool children
 
 Every process started here (worker, redis-server, py-spy) is stopped at the end, also on errors and
 Ctrl-C; the database is dropped unless `--keep-db`. To benchmark another checkout of the code, put it
-first on PYTHONPATH: the worker runs outside the repository, so it imports `intake` from there (the
-output names the path used).
+first on PYTHONPATH and run this file as a script: the worker runs outside the repository, so it
+imports `intake` and `workers` from there (the output names the paths used).
 """
 
 from __future__ import annotations
@@ -114,10 +114,13 @@ _DELIVERY_HEADER = re.compile(rb"^X-Intake-Delivery:[ \t]*([^\r\n]*)", re.IGNORE
 
 
 class Interrupted(Exception):
-    """SIGTERM or SIGHUP: unwind through the `finally` blocks that stop what we started."""
+    """SIGINT, SIGTERM or SIGHUP: unwind through the `finally` blocks that stop what we started."""
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    # Once: a second Ctrl-C must not cut the clean-up short (it is bounded: about 40 s at most).
+    for other in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(other, signal.SIG_IGN)
     raise Interrupted(f"signal {signal.Signals(signum).name}")
 
 
@@ -883,6 +886,12 @@ def worker_environment(args: argparse.Namespace, redis: RedisServer, sink: SmtpS
     return {**clean, "PYTHONPATH": os.pathsep.join(path), **chosen}
 
 
+def worker_settings(env: dict[str, str]) -> dict[str, str]:
+    """The intake settings the worker's environment sets (everything else is the default)."""
+    names = settings_variables(_repo())
+    return {k: v for k, v in sorted(env.items()) if k in names}
+
+
 def effective_settings(env: dict[str, str]) -> dict[str, Any]:
     """The worker's settings as intake/settings.py reads them from `env` (what goes in the README)."""
     from intake.settings import load_settings
@@ -1004,7 +1013,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a shell starts background jobs with it ignored, and Ctrl-C must still clean up.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_signal)
     from intake.db.migrate import upgrade_head
 
@@ -1029,7 +1039,9 @@ def main(argv: list[str] | None = None) -> int:
         env = worker_environment(args, redis, sink, folder / "data")
         code = worker_code_path(env, folder)
         settings = effective_settings(env)
+        explicit = {k: ("***" if "SECRET" in k else v) for k, v in worker_settings(env).items()}
         print(f"worker code: {code}", flush=True)
+        print("set for the worker: " + ", ".join(f"{k}={v}" for k, v in explicit.items()), flush=True)
         print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
         quiet = wait_until_quiet(args.quiet_timeout, cores)
         print(f"start (machine busy {quiet} cores before): intake worker --beat --concurrency {args.concurrency}")
@@ -1052,6 +1064,7 @@ def main(argv: list[str] | None = None) -> int:
             "checks": checks(args.count, sink, seeded, state),
             "db": {k: v for k, v in state.items() if k != "sent_ids"},
             "settings": settings,
+            "set_for_the_worker": explicit,
             "machine_busy_before": quiet,
             "disturbed": run["cores"]["other processes"] > DISTURBED_CORES,
             "seed_seconds": round(seeded.seconds, 1),
@@ -1060,6 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
             "timeline": timeline.samples[:: max(1, len(timeline.samples) // 300)],
+            "other_cores_timeline": timeline.loads,
         }
         result["duplicates"] = result["checks"]["duplicate_deliveries"]
         args.output.parent.mkdir(parents=True, exist_ok=True)
