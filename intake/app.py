@@ -27,7 +27,8 @@ from intake.leads.rescoring import RescoreService
 from intake.leads.services import IntakeService
 from intake.logs import configure_logging
 from intake.messaging.controllers import UnsubscribeController
-from intake.messaging.publisher import Publisher
+from intake.messaging.publisher import BackgroundPublisher, InThread
+from intake.messaging.redis_broker import RedisQueues
 from intake.messaging.unsubscribe import UnsubscribeService
 from intake.middleware import request_id_middleware
 from intake.screening import Catalog, load_catalog
@@ -47,7 +48,11 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     engine = create_engine(settings.db, pre_ping=False)
     sessionmaker = create_sessionmaker(engine)
     intake_service = IntakeService(sessionmaker, catalog, settings)
-    publisher = Publisher(CeleryBroker(create_celery(settings, fail_fast=True)))
+    publisher = BackgroundPublisher(
+        RedisQueues(settings.broker.redis_url)
+        if settings.broker.redis_url
+        else InThread(CeleryBroker(create_celery(settings, fail_fast=True)))
+    )
     staff_service = StaffService(sessionmaker, settings.auth)
     lead_service = LeadService(sessionmaker, settings)
     audit_service = AuditService(sessionmaker)
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         try:
             yield
         finally:
+            await publisher.aclose()
             await engine.dispose()
 
     return Litestar(

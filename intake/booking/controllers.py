@@ -6,9 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from anyio import to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
@@ -34,7 +32,7 @@ from intake.booking.schemas import (
 from intake.booking.services import BookingOutcome, BookingService, LinkInvalid
 from intake.db.models import StaffMember
 from intake.leads.schemas import Location
-from intake.messaging.publisher import Publisher
+from intake.messaging.publisher import BackgroundPublisher
 from intake.staff.guards import admin_only
 
 From = Annotated[dt.datetime | None, QueryParameter(name="from", description="UTC ISO time, with its offset")]
@@ -42,13 +40,11 @@ To = Annotated[dt.datetime | None, QueryParameter(name="to", description="UTC IS
 NoStore = {"Cache-Control": "no-store"}
 
 
-def _published(outcome: BookingOutcome, publisher: Publisher, status_code: int) -> Response[Any]:
-    # Published after the answer is sent and the booking committed: a broker that is down only
-    # delays the confirmation email (the sweep publishes it).
-    background = (
-        BackgroundTask(to_thread.run_sync, publisher.publish, outcome.publications) if outcome.publications else None
-    )
-    return Response(outcome.body, status_code=status_code, headers=NoStore, background=background)
+def _published(outcome: BookingOutcome, publisher: BackgroundPublisher, status_code: int) -> Response[Any]:
+    # The booking is committed: the confirmation is published in the background, so a broker that
+    # is down only delays it (the sweep publishes it again).
+    publisher.publish_soon(outcome.publications)
+    return Response(outcome.body, status_code=status_code, headers=NoStore)
 
 
 def _bad_link(_: Request[Any, Any, Any], exc: LinkInvalid) -> Response[dict[str, Any]]:
@@ -190,7 +186,7 @@ class PatientBookingController(Controller):
         self,
         data: JSONBody[BookIn],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[Publisher],
+        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[PatientBookingOut]:
         outcome = await booking_service.book_by_link(token=data.token, starts_at=data.starts_at)
         return _published(outcome, publisher, 201)
@@ -219,7 +215,7 @@ class PatientBookingController(Controller):
         self,
         data: JSONBody[RescheduleIn],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[Publisher],
+        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[PatientBookingOut]:
         outcome = await booking_service.reschedule_by_link(token=data.token, starts_at=data.starts_at)
         return _published(outcome, publisher, 200)
@@ -252,7 +248,7 @@ class LeadBookingController(Controller):
         data: JSONBody[StaffBookingIn],
         request: Request[StaffMember, Any, Any],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[Publisher],
+        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[BookingOut]:
         outcome = await booking_service.book_for_lead(lead_id=lead_id, data=data, actor=request.user)
         return _published(outcome, publisher, 201)
@@ -294,7 +290,7 @@ class BookingController(Controller):
         data: JSONBody[BookingPatch],
         request: Request[StaffMember, Any, Any],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[Publisher],
+        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[BookingOut]:
         outcome = await booking_service.change(booking_id=booking_id, patch=data, actor=request.user)
         return _published(outcome, publisher, 200)

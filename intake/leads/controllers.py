@@ -6,9 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from anyio import to_thread
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
@@ -29,7 +27,7 @@ from intake.leads.schemas import (
     Sort,
 )
 from intake.leads.services import IntakeService
-from intake.messaging.publisher import Publisher
+from intake.messaging.publisher import BackgroundPublisher
 from intake.screening import Catalog
 from intake.staff.guards import CAN_SEE_ANSWERS, can_export, requires_role
 
@@ -73,19 +71,16 @@ class IntakeController(Controller):
         self,
         data: JSONBody[IntakeSubmission],
         intake_service: NamedDependency[IntakeService],
-        publisher: NamedDependency[Publisher],
+        publisher: NamedDependency[BackgroundPublisher],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IntakeResult]:
         outcome = await intake_service.submit(data, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-        # Published after the answer is sent and the row committed: the patient never waits on the
-        # broker, and a broker that is down only delays the follow-through (the sweep publishes it).
-        background = (
-            BackgroundTask(to_thread.run_sync, publisher.publish, outcome.publications)
-            if outcome.publications
-            else None
-        )
-        return Response(outcome.result, status_code=201, headers=headers, background=background)  # type: ignore[arg-type]
+        # The rows are committed: the routing task is published in the background, so the patient
+        # never waits on the broker, and a broker that is down only delays the follow-through (the
+        # sweep publishes it again).
+        publisher.publish_soon(outcome.publications)
+        return Response(outcome.result, status_code=201, headers=headers)  # type: ignore[arg-type]
 
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size, at most 100")]

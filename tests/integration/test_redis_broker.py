@@ -1,0 +1,91 @@
+"""The API writes Celery task messages into Redis itself: they must be what Celery writes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_client
+import structlog.testing
+
+from intake.messaging import kinds
+from intake.messaging.outbox import Publication
+from intake.messaging.publisher import BackgroundPublisher
+from intake.messaging.redis_broker import RedisQueues
+from tests.conftest import make_settings
+from tests.services import RedisServer
+from workers.celery_app import CeleryBroker, create_celery
+
+# Differ per message or per process by design.
+_PER_MESSAGE = {"id", "root_id", "correlation_id", "delivery_tag", "reply_to", "origin"}
+
+
+def _shape(message: dict[str, Any]) -> dict[str, Any]:
+    def scrub(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ("*" if k in _PER_MESSAGE else scrub(v)) for k, v in value.items()}
+        return value
+
+    shaped: dict[str, Any] = scrub(message)
+    shaped["body"] = json.loads(base64.b64decode(message["body"]))
+    return shaped
+
+
+def _stored(client: redis_client.Redis, queue: str) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+
+
+@pytest.fixture
+def client(redis: RedisServer) -> redis_client.Redis:
+    client = redis_client.Redis.from_url(redis.url)
+    client.flushdb()
+    return client
+
+
+async def test_messages_are_the_ones_celery_writes(
+    redis: RedisServer, client: redis_client.Redis, tmp_path: Path
+) -> None:
+    publication = Publication(kinds.TASK_ROUTE_SCREENING, uuid.uuid4(), kinds.ALERTS_QUEUE)
+    settings = make_settings("sqlite+aiosqlite:///unused.db", tmp_path, broker={"redis_url": redis.url})
+    CeleryBroker(create_celery(settings, fail_fast=True)).send(publication)
+    (theirs,) = _stored(client, kinds.ALERTS_QUEUE)
+    client.delete(kinds.ALERTS_QUEUE)
+
+    queues = RedisQueues(redis.url)
+    await queues.send([publication])
+    await queues.aclose()
+    (ours,) = _stored(client, kinds.ALERTS_QUEUE)
+
+    assert _shape(ours) == _shape(theirs)
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+    assert ours["headers"]["id"] != ours["properties"]["delivery_tag"]
+    assert json.loads(base64.b64decode(ours["body"]))[0] == [str(publication.ref)]
+
+
+async def test_a_batch_lands_on_each_publications_queue(redis: RedisServer, client: redis_client.Redis) -> None:
+    alerts = [Publication(kinds.TASK_SEND_DELIVERY, uuid.uuid4(), kinds.ALERTS_QUEUE) for _ in range(3)]
+    routine = [Publication(kinds.TASK_ROUTE_SCREENING, uuid.uuid4(), kinds.DEFAULT_QUEUE) for _ in range(2)]
+    publisher = BackgroundPublisher(RedisQueues(redis.url))
+    publisher.publish_soon(alerts[:1])
+    publisher.publish_soon(alerts[1:] + routine)
+    await publisher.aclose()
+
+    def refs(queue: str) -> set[str]:
+        return {json.loads(base64.b64decode(m["body"]))[0][0] for m in _stored(client, queue)}
+
+    assert refs(kinds.ALERTS_QUEUE) == {str(p.ref) for p in alerts}
+    assert refs(kinds.DEFAULT_QUEUE) == {str(p.ref) for p in routine}
+    assert {m["headers"]["task"] for m in _stored(client, kinds.ALERTS_QUEUE)} == {kinds.TASK_SEND_DELIVERY}
+
+
+async def test_a_broker_that_is_down_loses_nothing_but_time() -> None:
+    down = RedisServer()  # never started: its port refuses connections
+    publisher = BackgroundPublisher(RedisQueues(down.url, timeout=0.5))
+    with structlog.testing.capture_logs() as logs:
+        publisher.publish_soon([Publication(kinds.TASK_ROUTE_SCREENING, uuid.uuid4(), kinds.ALERTS_QUEUE)])
+        await publisher.aclose()  # returns: the failure is logged, the outbox row stays for the sweep
+    assert [(e["event"], e["count"]) for e in logs] == [("publish.failed", 1)]
