@@ -10,7 +10,6 @@ from typing import Any, cast
 import msgspec
 import structlog
 from sqlalchemy import Table
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from intake.booking.links import booking_url
@@ -25,7 +24,7 @@ from intake.leads.schemas import (
     IntakeSubmission,
     ReasonOut,
 )
-from intake.leads.store import submission_writer
+from intake.leads.store import Disconnected, WriteConflict, submission_writer
 from intake.messaging import kinds
 from intake.messaging.outbox import Publication, routing_queue
 from intake.screening import Catalog, RuleSet, RuleSetError
@@ -101,7 +100,7 @@ class IntakeService:
         for attempt in range(_ATTEMPTS):
             try:
                 return await self._store(submission, contact, answers, idempotency_key, request_hash)
-            except IntegrityError:
+            except WriteConflict:
                 if idempotency_key:
                     replay = await self._replay(idempotency_key, request_hash)
                     if replay is not None:
@@ -109,10 +108,10 @@ class IntakeService:
                 if attempt == _ATTEMPTS - 1:
                     raise
                 log.info("intake.retry_after_conflict", attempt=attempt + 1)
-            except DBAPIError as exc:
+            except Disconnected:
                 # The engine does not ping connections before use (see create_engine): one that died
                 # with the server fails here, has invalidated the pool, and the next attempt gets a new one.
-                if not exc.connection_invalidated or attempt == _ATTEMPTS - 1:
+                if attempt == _ATTEMPTS - 1:
                     raise
                 log.warning("intake.retry_after_disconnect", attempt=attempt + 1)
         raise AssertionError("unreachable")

@@ -7,8 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
+import structlog.testing
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from intake.db.models import Consent, Lead, Screening
@@ -119,6 +120,26 @@ async def test_concurrent_first_submissions_of_one_person_make_one_lead(client: 
     assert len({r.json()["lead_id"] for r in responses}) == 1
     assert await count_rows(db, "leads") == 1
     assert await count_rows(db, "screenings") == 6
+
+
+async def test_a_connection_killed_by_the_server_costs_the_patient_nothing(
+    client: Client, db: AsyncEngine, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: the server ends the pooled connections")
+    assert (await client.post("/api/intake", json=submission())).status_code == 201
+    async with db.connect() as connection:  # what a server restart or a failover does to the pool
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    with structlog.testing.capture_logs() as logs:
+        response = await client.post("/api/intake", json=submission(email="after.restart@example.com"))
+    assert response.status_code == 201, logs
+    assert "intake.retry_after_disconnect" in [e["event"] for e in logs]
+    assert await count_rows(db, "screenings") == 2
 
 
 def _with_answers(**changes: Any) -> dict[str, Any]:
