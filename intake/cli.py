@@ -49,7 +49,10 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
     child = None
     if with_worker if with_worker is not None else not settings.broker.redis_url:
         # One child runs the worker with beat inside it: the embedded default needs no other process.
-        child = subprocess.Popen([sys.executable, "-m", "intake.cli", "worker", "--beat"])
+        child = subprocess.Popen([sys.executable, "-m", "intake.cli", "worker", "--beat"], preexec_fn=_die_with_parent)
+    # uvicorn stops on SIGTERM, then raises the signal again; with the default action that would
+    # end this process before the `finally` below stops the worker. Exiting normally runs it.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             "intake.app:create_app",
@@ -68,6 +71,19 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _die_with_parent() -> None:
+    """In the worker child, before exec: Linux sends it SIGTERM if `intake serve` dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @main.command()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.factories import EMERGENCY_ANSWERS, submission
+from tests.services import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +62,24 @@ def _serve(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Served]:
         try:
             yield served
         finally:
+            children = _children_of(process.pid)
             process.terminate()
-            process.wait(timeout=20)
+            process.wait(timeout=30)
+            # The worker that `intake serve` started stops with it: none is left running.
+            wait_for(lambda: not any(_alive(pid) for pid in children), 30, "the worker to stop with intake serve")
+
+
+def _children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 @pytest.fixture
