@@ -41,6 +41,7 @@ import os
 import platform
 import random
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -936,7 +937,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 leaves the most CPU to the servers)")
     p.add_argument("--targets", default="app,ceiling", help="comma-separated, run in this order")
     p.add_argument("--pool-size", type=int, default=10, help="app DATABASE_POOL_SIZE; ceiling pool max = 2x")
-    p.add_argument("--log-level", default="WARNING", help="the app's LOG_LEVEL")
+    p.add_argument("--log-level", default="INFO", help="the app's LOG_LEVEL (production's default: INFO)")
     p.add_argument("--keep-db", action="store_true", help="leave the benchmark database in place")
     p.add_argument(
         "--py-spy",
@@ -1116,6 +1117,9 @@ def main(argv: list[str] | None = None) -> int:
             "DATABASE_POOL_SIZE": str(args.pool_size),
             "INTAKE_DATA_DIR": str(workdir / "data"),
             "LOG_LEVEL": args.log_level,
+            # As production runs it: JSON logs (INTAKE_ENV=production needs a real JWT secret).
+            "INTAKE_ENV": "production",
+            "JWT_SECRET": secrets.token_urlsafe(48),
         }
         if not args.no_redis:
             app_env["REDIS_URL"] = args.redis_url

@@ -48,12 +48,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     catalog = catalog or load_catalog()
     engine = create_engine(settings.db, pre_ping=False)
     sessionmaker = create_sessionmaker(engine)
-    intake_service = IntakeService(sessionmaker, catalog, settings)
     publisher = BackgroundPublisher(
         RedisQueues(settings.broker.redis_url)
         if settings.broker.redis_url
         else InThread(CeleryBroker(create_celery(settings, fail_fast=True)))
     )
+    intake_service = IntakeService(sessionmaker, catalog, settings, publisher)
     staff_service = StaffService(sessionmaker, settings.auth)
     lead_service = LeadService(sessionmaker, settings)
     audit_service = AuditService(sessionmaker)

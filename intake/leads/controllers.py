@@ -27,7 +27,6 @@ from intake.leads.schemas import (
     Sort,
 )
 from intake.leads.services import IntakeService
-from intake.messaging.publisher import BackgroundPublisher
 from intake.screening import Catalog
 from intake.staff.guards import CAN_SEE_ANSWERS, can_export, requires_role
 
@@ -71,15 +70,10 @@ class IntakeController(Controller):
         self,
         data: JSONBody[IntakeSubmission],
         intake_service: NamedDependency[IntakeService],
-        publisher: NamedDependency[BackgroundPublisher],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IntakeResult]:
         outcome = await intake_service.submit(data, idempotency_key)
         headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-        # The rows are committed: the routing task is published in the background, so the patient
-        # never waits on the broker, and a broker that is down only delays the follow-through (the
-        # sweep publishes it again).
-        publisher.publish_soon(outcome.publications)
         return Response(outcome.result, status_code=201, headers=headers)  # type: ignore[arg-type]
 
 

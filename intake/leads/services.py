@@ -27,6 +27,7 @@ from intake.leads.schemas import (
 from intake.leads.store import Disconnected, WriteConflict, submission_writer
 from intake.messaging import kinds
 from intake.messaging.outbox import Publication, routing_queue
+from intake.messaging.publisher import BackgroundPublisher
 from intake.screening import Catalog, RuleSet, RuleSetError
 from intake.settings import Settings
 
@@ -59,13 +60,18 @@ class IdempotencyKeyReused(Exception):
 class IntakeOutcome:
     result: dict[str, Any]
     replayed: bool
-    publications: tuple[Publication, ...] = ()
-    """Work to hand the broker once the response is on its way (committed already)."""
 
 
 class IntakeService:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], catalog: Catalog, settings: Settings):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        catalog: Catalog,
+        settings: Settings,
+        publisher: BackgroundPublisher,
+    ):
         self._sessionmaker = sessionmaker
+        self._publisher = publisher
         self._engine: AsyncEngine = sessionmaker.kw["bind"]
         self._catalog = catalog
         self._settings = settings
@@ -246,8 +252,11 @@ class IntakeService:
             route=route,
             rule_set=rule_set.version,
         )
-        publication = Publication(kinds.TASK_ROUTE_SCREENING, outbox_id, queue)
-        return IntakeOutcome(result=result, replayed=False, publications=(publication,))
+        # Committed: the routing task goes to the broker in the background, so the patient never
+        # waits on it, and a broker that is down only delays the follow-through (the sweep
+        # publishes the outbox row again).
+        self._publisher.publish_soon([Publication(kinds.TASK_ROUTE_SCREENING, outbox_id, queue)])
+        return IntakeOutcome(result=result, replayed=False)
 
 
 def _contact_values(contact: Contact, language: str, kept_phone: str | None) -> dict[str, Any]:

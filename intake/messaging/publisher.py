@@ -88,9 +88,12 @@ class BackgroundPublisher:
         finally:
             self._flushing = None
 
+    async def drain(self) -> None:
+        """Returns once everything handed over so far was sent, or failed and was logged."""
+        while self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
     async def aclose(self) -> None:
         """Sends what is pending (at shutdown), then closes the broker connection."""
-        if self._flushing is not None:
-            await self._flushing
-        await self._flush()
+        await self.drain()
         await self._sender.aclose()
