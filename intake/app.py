@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -24,6 +24,7 @@ from intake.errors import EXCEPTION_HANDLERS
 from intake.health import HealthController
 from intake.leads.controllers import IntakeController, LeadController, TriageController
 from intake.leads.management import LeadService
+from intake.leads.rate_limit import submission_limit
 from intake.leads.rescoring import RescoreService
 from intake.leads.services import IntakeService
 from intake.logs import configure_logging
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     return Litestar(
         route_handlers=[
             HealthController,
-            IntakeController,
+            Router(path="/", route_handlers=[IntakeController], middleware=submission_limit(settings.intake)),
             AuthController,
             LeadController,
             TriageController,

@@ -79,7 +79,12 @@ def idempotency_handler(_: Request[Any, Any, Any], __: IdempotencyKeyReused) -> 
 
 
 def http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    return Response(_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    headers, detail = dict(exc.headers or {}), str(exc.detail)
+    if exc.status_code == 429:
+        detail = "Too many requests from this address. Please try again in a minute."
+        if "RateLimit-Reset" in headers:
+            headers["Retry-After"] = headers["RateLimit-Reset"]
+    return Response(_body(exc.status_code, detail), status_code=exc.status_code, headers=headers)
 
 
 log = structlog.get_logger(__name__)

@@ -43,6 +43,13 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _env_non_negative(name: str, default: int) -> int:
+    value = _env_int(name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class AppSettings:
     env: str
@@ -81,6 +88,8 @@ class IntakeSettings:
     rule_set_version: str
     """Empty: the newest rule set scores new screenings."""
     idempotency_ttl_hours: int
+    rate_limit_per_minute: int = 10
+    """Screens one client address may submit per minute (then 429); 0: no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +233,7 @@ def _read() -> Settings:
             max_body_bytes=_env_int("INTAKE_MAX_BODY_BYTES", 64 * 1024),
             rule_set_version=_env("RULE_SET_VERSION"),
             idempotency_ttl_hours=_env_int("IDEMPOTENCY_TTL_HOURS", 24),
+            rate_limit_per_minute=_env_non_negative("INTAKE_RATE_LIMIT_PER_MINUTE", 10),
         ),
         broker=BrokerSettings(
             redis_url=_env("REDIS_URL"),

@@ -77,6 +77,8 @@ def make_settings(database_url: str, data_dir: Path, **sections: dict[str, Any])
         app=dataclasses.replace(base.app, data_dir=data_dir, log_format="console"),
         db=dataclasses.replace(base.db, url=database_url, pool_size=5),
         auth=dataclasses.replace(base.auth, jwt_secret=TEST_JWT_SECRET),
+        # Tests submit many screens from one address; test_rate_limit.py sets a limit of its own.
+        intake=dataclasses.replace(base.intake, rate_limit_per_minute=0),
     )
     for section, changes in sections.items():
         settings = dataclasses.replace(

@@ -13,6 +13,7 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.db.url.startswith("sqlite+aiosqlite:///")
     assert settings.broker.redis_url == "" and settings.smtp.host == ""
+    assert settings.intake.rate_limit_per_minute == 10
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,7 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("SMTP_STARTTLS", "maybe"),
         ("INTAKE_ENV", "staging"),
         ("CELERY_VISIBILITY_TIMEOUT", "60"),
+        ("INTAKE_RATE_LIMIT_PER_MINUTE", "-1"),
     ],
 )
 def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
