@@ -66,6 +66,9 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
         )
     finally:
         if child is not None:
+            # A second Ctrl-C or SIGTERM must not cut this short and leave the worker running.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             child.send_signal(signal.SIGTERM)
             try:
                 child.wait(timeout=20)
