@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from intake.booking.availability import AvailabilityService
 from intake.booking.schemas import (
@@ -61,8 +61,8 @@ class AvailabilityController(Controller):
     async def list_rules(
         self,
         availability_service: NamedDependency[AvailabilityService],
-        staff_id: uuid.UUID | None = None,
-        location: Location | None = None,
+        staff_id: FromQuery[uuid.UUID | None] = None,
+        location: FromQuery[Location | None] = None,
     ) -> list[RuleOut]:
         return await availability_service.list_rules(staff_id=staff_id, location=location)
 
@@ -88,7 +88,7 @@ class AvailabilityController(Controller):
     )
     async def delete_rule(
         self,
-        rule_id: uuid.UUID,
+        rule_id: FromPath[uuid.UUID],
         request: Request[StaffMember, Any, Any],
         availability_service: NamedDependency[AvailabilityService],
     ) -> None:
@@ -125,7 +125,7 @@ class AvailabilityController(Controller):
     )
     async def delete_exception(
         self,
-        exception_id: uuid.UUID,
+        exception_id: FromPath[uuid.UUID],
         request: Request[StaffMember, Any, Any],
         availability_service: NamedDependency[AvailabilityService],
     ) -> None:
@@ -137,7 +137,7 @@ class AvailabilityController(Controller):
         summary="A location's consultation length and buffer (defaults: 30 and 0 minutes)",
     )
     async def get_settings(
-        self, location: str, availability_service: NamedDependency[AvailabilityService]
+        self, location: FromPath[str], availability_service: NamedDependency[AvailabilityService]
     ) -> LocationSettingsOut:
         return await availability_service.location_settings(location=location)
 
@@ -149,7 +149,7 @@ class AvailabilityController(Controller):
     )
     async def put_settings(
         self,
-        location: str,
+        location: FromPath[str],
         data: JSONBody[LocationSettingsIn],
         request: Request[StaffMember, Any, Any],
         availability_service: NamedDependency[AvailabilityService],
@@ -230,10 +230,10 @@ class LeadBookingController(Controller):
     )
     async def slots(
         self,
-        lead_id: uuid.UUID,
+        lead_id: FromPath[uuid.UUID],
         booking_service: NamedDependency[BookingService],
-        location: Location | None = None,
-        clinician_id: uuid.UUID | None = None,
+        location: FromQuery[Location | None] = None,
+        clinician_id: FromQuery[uuid.UUID | None] = None,
         at_from: From = None,
     ) -> Response[StaffSlotsOut]:
         body = await booking_service.slots_for_staff(
@@ -244,7 +244,7 @@ class LeadBookingController(Controller):
     @post("/bookings", operation_id="createLeadBooking", summary="Book a consultation for a lead", status_code=201)
     async def create(
         self,
-        lead_id: uuid.UUID,
+        lead_id: FromPath[uuid.UUID],
         data: JSONBody[StaffBookingIn],
         request: Request[StaffMember, Any, Any],
         booking_service: NamedDependency[BookingService],
@@ -265,9 +265,9 @@ class BookingController(Controller):
         booking_service: NamedDependency[BookingService],
         at_from: From = None,
         at_to: To = None,
-        clinician_id: uuid.UUID | None = None,
-        location: Location | None = None,
-        status: Literal["booked", "cancelled", "attended", "no_show"] | None = None,
+        clinician_id: FromQuery[uuid.UUID | None] = None,
+        location: FromQuery[Location | None] = None,
+        status: FromQuery[Literal["booked", "cancelled", "attended", "no_show"] | None] = None,
     ) -> Response[ScheduleOut]:
         body = await booking_service.schedule(
             at_from=at_from,
@@ -286,7 +286,7 @@ class BookingController(Controller):
     )
     async def update(
         self,
-        booking_id: uuid.UUID,
+        booking_id: FromPath[uuid.UUID],
         data: JSONBody[BookingPatch],
         request: Request[StaffMember, Any, Any],
         booking_service: NamedDependency[BookingService],

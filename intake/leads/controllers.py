@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from intake.db.models import StaffMember
 from intake.leads.management import LeadService
@@ -82,13 +82,13 @@ Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the pr
 
 
 def lead_filters(
-    status: str | None = None,
-    tier: str | None = None,
-    route: str | None = None,
-    location: str | None = None,
-    assigned_to: uuid.UUID | None = None,
-    created_from: dt.datetime | None = None,
-    created_to: dt.datetime | None = None,
+    status: FromQuery[str | None] = None,
+    tier: FromQuery[str | None] = None,
+    route: FromQuery[str | None] = None,
+    location: FromQuery[str | None] = None,
+    assigned_to: FromQuery[uuid.UUID | None] = None,
+    created_from: FromQuery[dt.datetime | None] = None,
+    created_to: FromQuery[dt.datetime | None] = None,
     q: Annotated[str | None, QueryParameter(max_length=200, description="name, email or phone")] = None,
 ) -> LeadFilters:
     return LeadFilters(status, tier, route, location, assigned_to, created_from, created_to, q)
@@ -105,7 +105,7 @@ class LeadController(Controller):
         request: Request[StaffMember, Any, Any],
         lead_service: NamedDependency[LeadService],
         filters: NamedDependency[LeadFilters],
-        sort: Sort = "urgency",
+        sort: FromQuery[Sort] = "urgency",
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> LeadPage:
@@ -123,7 +123,7 @@ class LeadController(Controller):
         request: Request[StaffMember, Any, Any],
         lead_service: NamedDependency[LeadService],
         filters: NamedDependency[LeadFilters],
-        sort: Sort = "urgency",
+        sort: FromQuery[Sort] = "urgency",
     ) -> Response[str]:
         body = await lead_service.export_csv(filters, sort=sort, actor=request.user)
         return Response(
@@ -135,7 +135,7 @@ class LeadController(Controller):
     @get("/{lead_id:uuid}", operation_id="getLead", summary="One lead: contact, consent, screenings, timeline")
     async def get_lead(
         self,
-        lead_id: uuid.UUID,
+        lead_id: FromPath[uuid.UUID],
         request: Request[StaffMember, Any, Any],
         lead_service: NamedDependency[LeadService],
     ) -> Response[dict[str, Any]]:
@@ -145,7 +145,7 @@ class LeadController(Controller):
     @patch("/{lead_id:uuid}", operation_id="updateLead", summary="Move the status, close, assign")
     async def update_lead(
         self,
-        lead_id: uuid.UUID,
+        lead_id: FromPath[uuid.UUID],
         data: JSONBody[LeadPatch],
         request: Request[StaffMember, Any, Any],
         lead_service: NamedDependency[LeadService],
@@ -161,11 +161,11 @@ class LeadController(Controller):
     )
     async def rescore(
         self,
-        lead_id: uuid.UUID,
-        screening_id: uuid.UUID,
+        lead_id: FromPath[uuid.UUID],
+        screening_id: FromPath[uuid.UUID],
         request: Request[StaffMember, Any, Any],
         rescore_service: NamedDependency[RescoreService],
-        data: JSONBody[RescoreIn] | None = None,
+        data: JSONBody[RescoreIn | None] = None,
     ) -> Response[dict[str, Any]]:
         version = data.rule_set_version if data is not None else None
         body = await rescore_service.rescore(lead_id, screening_id, rule_set_version=version, actor=request.user)
@@ -174,7 +174,7 @@ class LeadController(Controller):
     @post("/{lead_id:uuid}/notes", operation_id="addLeadNote", summary="Add a note to a lead")
     async def add_note(
         self,
-        lead_id: uuid.UUID,
+        lead_id: FromPath[uuid.UUID],
         data: JSONBody[NoteIn],
         request: Request[StaffMember, Any, Any],
         lead_service: NamedDependency[LeadService],

@@ -7,6 +7,7 @@ from html import escape
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.enums import MediaType
+from litestar.params import FromPath
 
 from intake.messaging.emails import display_phone
 from intake.messaging.unsubscribe import UnsubscribeService
@@ -50,7 +51,10 @@ class UnsubscribeController(Controller):
 
     @get("/{token:str}", operation_id="unsubscribePage", summary="Unsubscribe at once and say so (HTML)")
     async def page(
-        self, token: str, unsubscribe_service: NamedDependency[UnsubscribeService], settings: NamedDependency[Settings]
+        self,
+        token: FromPath[str],
+        unsubscribe_service: NamedDependency[UnsubscribeService],
+        settings: NamedDependency[Settings],
     ) -> Response[str]:
         try:
             lang = await unsubscribe_service.unsubscribe(token)
@@ -66,6 +70,8 @@ class UnsubscribeController(Controller):
         )
 
     @post("/{token:str}", operation_id="unsubscribeOneClick", summary="RFC 8058 one-click unsubscribe", status_code=200)
-    async def one_click(self, token: str, unsubscribe_service: NamedDependency[UnsubscribeService]) -> dict[str, str]:
+    async def one_click(
+        self, token: FromPath[str], unsubscribe_service: NamedDependency[UnsubscribeService]
+    ) -> dict[str, str]:
         await unsubscribe_service.unsubscribe(token)
         return {"status": "unsubscribed"}

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
 from intake.db.models import StaffMember
@@ -101,7 +101,7 @@ class StaffController(Controller):
     )
     async def update_staff(
         self,
-        staff_id: uuid.UUID,
+        staff_id: FromPath[uuid.UUID],
         data: JSONBody[StaffPatch],
         request: Request[StaffMember, Token, Any],
         staff_service: NamedDependency[StaffService],
@@ -119,12 +119,12 @@ class AuditController(Controller):
         self,
         request: Request[StaffMember, Token, Any],
         audit_service: NamedDependency[AuditService],
-        staff_id: uuid.UUID | None = None,
-        lead_id: uuid.UUID | None = None,
-        action: str | None = None,
-        at_from: Annotated[dt.datetime | None, QueryParameter(query="from")] = None,
-        at_to: Annotated[dt.datetime | None, QueryParameter(query="to")] = None,
-        cursor: str | None = None,
+        staff_id: FromQuery[uuid.UUID | None] = None,
+        lead_id: FromQuery[uuid.UUID | None] = None,
+        action: FromQuery[str | None] = None,
+        at_from: Annotated[dt.datetime | None, QueryParameter(name="from")] = None,
+        at_to: Annotated[dt.datetime | None, QueryParameter(name="to")] = None,
+        cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> AuditPage:
         rows, next_cursor = await audit_service.list(
