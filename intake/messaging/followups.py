@@ -131,8 +131,9 @@ def sequence_of_kind(kind: str) -> tuple[Sequence, Step] | None:
     return None
 
 
-def follow_up_kinds() -> set[str]:
-    return {step.kind for sequence in sequences().values() for step in sequence.steps}
+@lru_cache(maxsize=1)
+def follow_up_kinds() -> frozenset[str]:
+    return frozenset(step.kind for sequence in sequences().values() for step in sequence.steps)
 
 
 # --- scheduling (statements shared by the API's async sessions and the workers' sync ones) ------
@@ -377,14 +378,6 @@ def stop_reason(lead: Lead, kind: str, *, has_live_booking: bool, consented: boo
         if checks[condition]:
             return condition
     return None
-
-
-def consented(session: Session, lead_id: uuid.UUID) -> bool:
-    return _consented(session.execute(_latest_consent(lead_id)).scalar_one_or_none())
-
-
-def has_live_booking(session: Session, lead_id: uuid.UUID) -> bool:
-    return _has_live_booking(session, lead_id)
 
 
 __all__ = ["Window", "booking_changed", "claim_due", "start_after_routing", "stop_all", "stop_reason"]
