@@ -7,11 +7,11 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import structlog
-from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import FromClause, Select, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from intake.db.base import utcnow
 from intake.db.models import Booking, Consent, Delivery, Lead, Screening
@@ -37,14 +37,43 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def _claimable(now: dt.datetime, lease: float) -> object:
-    # A failed delivery waits for its backoff (a duplicate publication must not retry it early); the
-    # small tolerance absorbs a countdown that fires a moment before next_attempt_at.
-    return or_(
-        Delivery.status == "queued",
-        and_(Delivery.status == "failed", Delivery.next_attempt_at <= now + dt.timedelta(seconds=2)),
-        and_(Delivery.status == "sending", Delivery.claimed_at < now - dt.timedelta(seconds=lease)),
+_DELIVERIES = cast(Table, Delivery.__table__)
+_LEADS = cast(Table, Lead.__table__)
+_SCREENINGS = cast(Table, Screening.__table__)
+_BOOKINGS = cast(Table, Booking.__table__)
+
+
+# The statements are built once, with bound parameters: building and keying them per email cost more CPU
+# than running them.
+_CLAIM = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.id == bindparam("delivery_id"),
+        # A failed delivery waits for its backoff (a duplicate publication must not retry it early); the
+        # small tolerance absorbs a countdown that fires a moment before next_attempt_at.
+        or_(
+            _DELIVERIES.c.status == "queued",
+            and_(_DELIVERIES.c.status == "failed", _DELIVERIES.c.next_attempt_at <= bindparam("retry_due")),
+            and_(_DELIVERIES.c.status == "sending", _DELIVERIES.c.claimed_at < bindparam("lease_over")),
+        ),
     )
+    .values(
+        status="sending",
+        claimed_at=bindparam("claim_at"),
+        attempts=_DELIVERIES.c.attempts + 1,
+        updated_at=bindparam("claim_at"),
+    )
+    .returning(*_DELIVERIES.c)
+)
+
+
+def _claim_params(delivery_id: uuid.UUID, now: dt.datetime, lease: float) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery_id,
+        "claim_at": now,
+        "retry_due": now + dt.timedelta(seconds=2),
+        "lease_over": now - dt.timedelta(seconds=lease),
+    }
 
 
 def claim(session: Session, delivery_id: uuid.UUID, now: dt.datetime, lease: float) -> Delivery | None:
@@ -52,19 +81,13 @@ def claim(session: Session, delivery_id: uuid.UUID, now: dt.datetime, lease: flo
 
     One statement, committed on its own (the sender's connection autocommits) before anything is sent;
     it returns the claimed row, or None when another worker has it or it is done."""
-    stmt = (
-        update(Delivery)
-        .where(Delivery.id == delivery_id, _claimable(now, lease))  # type: ignore[arg-type]
-        .values(status="sending", claimed_at=now, attempts=Delivery.attempts + 1, updated_at=now)
-        .returning(Delivery)
-        .execution_options(synchronize_session=False)
-    )
-    return session.scalars(stmt).one_or_none()
+    row = session.connection().execute(_CLAIM, _claim_params(delivery_id, now, lease)).mappings().one_or_none()
+    return None if row is None else Delivery(**row)
 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """What an email needs besides its delivery row, and the facts its stop checks read, from one query."""
+    """What an email needs besides its delivery row, and the facts its stop checks read."""
 
     lead: Lead
     screening: Screening | None
@@ -73,27 +96,88 @@ class Loaded:
     consented: bool
 
 
-def load(session: Session, delivery: Delivery) -> Loaded:
-    """The lead, the screening and booking the delivery refers to (if any), whether the lead holds a live
-    booking and whether its latest consent allows follow-ups: one SELECT."""
-    live = aliased(Booking)
-    has_live = exists().where(live.lead_id == Lead.id, live.status == "booked")
+def _with_the_rest(source: FromClause | None, lead_id: Any, screening_id: Any, ref_id: Any) -> Select[Any]:
+    """`source`'s columns (the claimed delivery, if given), then the lead's, the screening's and the booking's
+    (all None when there is none), whether the lead holds a live booking, and whether its latest consent
+    allows follow-ups. Core, not ORM: the ORM's loading cost more CPU than the rest of a send."""
+    live = _BOOKINGS.alias("live")
+    has_live = exists().where(live.c.lead_id == _LEADS.c.id, live.c.status == "booked")
     latest_consent = (
         select(Consent.email_followup)
-        .where(Consent.lead_id == Lead.id)
+        .where(Consent.lead_id == _LEADS.c.id)
         .order_by(Consent.created_at.desc())
         .limit(1)
         .scalar_subquery()
     )
-    stmt = (
-        select(Lead, Screening, Booking, has_live, latest_consent)
-        .select_from(Lead)
-        .outerjoin(Screening, Screening.id == delivery.screening_id)
-        .outerjoin(Booking, Booking.id == delivery.ref_id)
-        .where(Lead.id == delivery.lead_id)
+    base = _LEADS if source is None else source.join(_LEADS, _LEADS.c.id == lead_id)
+    joined = base.outerjoin(_SCREENINGS, _SCREENINGS.c.id == screening_id).outerjoin(
+        _BOOKINGS, _BOOKINGS.c.id == ref_id
     )
-    lead, screening, booking, live_booking, consented = session.execute(stmt).one()
-    return Loaded(lead, screening, booking, bool(live_booking), bool(consented))
+    columns = [] if source is None else list(source.c)
+    stmt = select(*columns, *_LEADS.c, *_SCREENINGS.c, *_BOOKINGS.c, has_live, latest_consent).select_from(joined)
+    return stmt.where(_LEADS.c.id == lead_id) if source is None else stmt
+
+
+# `= NULL` matches nothing: a delivery without a screening or booking reads NULLs for it.
+_LOAD = _with_the_rest(None, bindparam("lead_id"), bindparam("screening_id"), bindparam("ref_id"))
+_CLAIMED = _CLAIM.cte("claimed")
+_CLAIM_AND_LOAD = _with_the_rest(_CLAIMED, _CLAIMED.c.lead_id, _CLAIMED.c.screening_id, _CLAIMED.c.ref_id)
+
+
+def _split(row: Sequence[Any], with_delivery: bool) -> tuple[Delivery | None, Loaded]:
+    values = list(row)
+    parts: list[dict[str, Any]] = []
+    for table in ((_DELIVERIES,) if with_delivery else ()) + (_LEADS, _SCREENINGS, _BOOKINGS):
+        width = len(table.c)
+        parts.append(dict(zip(table.c.keys(), values[:width], strict=True)))
+        values = values[width:]
+    live_booking, consented = values
+    delivery = Delivery(**parts.pop(0)) if with_delivery else None
+    lead_row, screening_row, booking_row = parts
+    loaded = Loaded(
+        Lead(**lead_row),
+        Screening(**screening_row) if screening_row["id"] is not None else None,
+        Booking(**booking_row) if booking_row["id"] is not None else None,
+        bool(live_booking),
+        bool(consented),
+    )
+    return delivery, loaded
+
+
+def load(session: Session, delivery: Delivery) -> Loaded:
+    """What `delivery` needs, in one SELECT."""
+    params = {"lead_id": delivery.lead_id, "screening_id": delivery.screening_id, "ref_id": delivery.ref_id}
+    return _split(session.connection().execute(_LOAD, params).one(), with_delivery=False)[1]
+
+
+def claim_and_load(
+    session: Session, delivery_id: uuid.UUID, now: dt.datetime, lease: float
+) -> tuple[Delivery, Loaded] | None:
+    """`claim` then `load`. On PostgreSQL one statement: the claim's UPDATE in a CTE, run exactly once and
+    committed with the statement (autocommit) before anything is sent."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        delivery = claim(session, delivery_id, now, lease)
+        return None if delivery is None else (delivery, load(session, delivery))
+    row = connection.execute(_CLAIM_AND_LOAD, _claim_params(delivery_id, now, lease)).one_or_none()
+    if row is None:
+        return None
+    delivery, loaded = _split(row, with_delivery=True)
+    assert delivery is not None
+    return delivery, loaded
+
+
+_SENT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(
+        status="sent",
+        sent_at=bindparam("done_at"),
+        last_error=None,
+        next_attempt_at=None,
+        updated_at=bindparam("done_at"),
+    )
+)
 
 
 class DeliverySender:
@@ -122,22 +206,22 @@ class DeliverySender:
         outcomes: list[Outcome] = []
         with self._sessionmaker() as session:
             for delivery_id in delivery_ids:
+                # Rows are read with Core statements, fresh for each delivery: no identity map to go stale.
                 outcomes.append(self._send_one(session, delivery_id))
-                session.expunge_all()  # the next delivery reads its lead afresh, even the same lead
         return outcomes
 
     def _send_one(self, session: Session, delivery_id: uuid.UUID) -> Outcome:
         now = utcnow()
-        delivery = claim(session, delivery_id, now, self._settings.messaging.sending_lease)
-        if delivery is None:
+        found = claim_and_load(session, delivery_id, now, self._settings.messaging.sending_lease)
+        if found is None:
             return Outcome("skipped")
-        loaded = load(session, delivery)
+        delivery, loaded = found
         # Checked again here: the lead may have unsubscribed, booked or closed since this was queued.
         reason = self._stop_reason(delivery, loaded)
         if reason is not None:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery.id)
+            session.connection().execute(
+                update(_DELIVERIES)
+                .where(_DELIVERIES.c.id == delivery.id)
                 .values(status="cancelled", last_error=f"stopped: {reason}", updated_at=utcnow())
             )
             log.info("delivery.cancelled", delivery_id=str(delivery.id), kind=delivery.kind, reason=reason)
@@ -152,12 +236,7 @@ class DeliverySender:
             # A bug or a broken template: counted like a temporary failure, so it ends dead, not in a loop.
             log.error("delivery.error", delivery_id=str(delivery.id), kind=delivery.kind, **error_summary(exc))
             return self._failed(session, delivery, f"error: {type(exc).__name__}", retryable=True)
-        sent_at = utcnow()
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery.id)
-            .values(status="sent", sent_at=sent_at, last_error=None, next_attempt_at=None, updated_at=sent_at)
-        )
+        session.connection().execute(_SENT, {"delivery_id": delivery.id, "done_at": utcnow()})
         log.info("delivery.sent", delivery_id=str(delivery.id), kind=delivery.kind, attempts=delivery.attempts)
         return Outcome("sent")
 
@@ -203,9 +282,9 @@ class DeliverySender:
         exhausted = delivery.attempts >= messaging.max_attempts
         dead = not retryable or exhausted
         delay = 0.0 if dead else backoff(delivery.attempts, messaging.retry_base, messaging.retry_max_delay)
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery.id)
+        session.connection().execute(
+            update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == delivery.id)
             .values(
                 status="dead" if dead else "failed",
                 last_error=error[:200],
