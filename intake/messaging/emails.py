@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from email.charset import BASE64, Charset
 from email.header import Header
@@ -157,7 +158,8 @@ class EmailBuilder:
         only `EmailMessage` (and smtplib's send_message) handle."""
         if not all(address.isascii() for address in to):
             return self.rich_message(delivery, to, subject, text, html)
-        message = MIMEMultipart("alternative")
+        # A random boundary of our own: the generator would otherwise search both bodies for a free one.
+        message = MIMEMultipart("alternative", boundary=f"=_intake_{uuid.uuid4().hex}")
         self._headers(message, delivery, to, subject)
         message.attach(text_part(text, "plain"))
         message.attach(text_part(html, "html"))

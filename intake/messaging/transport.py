@@ -12,8 +12,21 @@ from email.utils import getaddresses, parseaddr
 
 from intake.settings import Settings
 
-# Long header values (the one-click unsubscribe link) stay on one line, as `EmailMessage` keeps them.
-_UNFOLDED = policy.compat32.clone(max_line_length=998)
+
+class _Unfolded(policy.Compat32):
+    """compat32 that writes a plain ASCII header as it is (what compat32 would write, without running the
+    Header machinery for each), so long values (the one-click unsubscribe link) stay on one line, as
+    `EmailMessage` keeps them. Anything else (encoded words, line breaks) goes the compat32 way."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if isinstance(value, str) and value.isascii() and "\n" not in value and "\r" not in value:
+            line = f"{name}: {value}{self.linesep}"
+            if len(line) <= 1000:
+                return line.encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_UNFOLDED = _Unfolded(max_line_length=998)
 _WIRE = _UNFOLDED.clone(linesep="\r\n")
 CHECK_IDLE_AFTER = 5.0
 """A kept connection idle longer than this is checked (NOOP) before use; a busy one is not (no RSET per email)."""
