@@ -12,8 +12,8 @@ What it does, from the repository root (`python bench/followups.py`, or `python 
    aiosmtpd sink in this process on a thread (it counts messages and keeps each one's
    `X-Intake-Delivery` header and recipients), and `intake worker --beat --concurrency N` as a
    subprocess (prefork, beat inside). Every setting is the README default (production JSON logs
-   at INFO) except the ones printed under "settings": where things are, `SENDING_WINDOW=00:00-24:00`
-   (a benchmark must not depend on the hour) and `FOLLOW_UP_CLAIM_SECONDS` (`--claim-seconds`).
+   at INFO) except the ones printed under "settings": where things are, and `SENDING_WINDOW=00:00-24:00`
+   (a benchmark must not depend on the hour); `--claim-seconds` sets `FOLLOW_UP_CLAIM_SECONDS`.
 3. **Time** from the worker's start until the sink holds `--count` messages (`--timeout`, default
    15 min), then let it run `--settle` seconds more so that a late duplicate would be seen.
 4. **Check** in the database that every follow-up is `claimed` and every delivery `sent`, and in the
@@ -27,15 +27,15 @@ and the rest of the machine: on a small shared machine that decides the numbers)
 bench/results/followups.json. Exit status 1 when a check fails or the run times out (`--check`: also
 when the 10-minute target is missed).
 
-Why `--claim-seconds` defaults to 10, not the 60 of the README: one beat run claims at most
-20 batches of FOLLOW_UP_CLAIM_BATCH (500), so 10,000 follow-ups a minute (167/s) at 60 s, and beat's
-first run comes one interval after start. 100,000 due rows then need ten runs: the last claim at
-about 600 s, before its 10,000 emails are even sent. The target is missed by construction, however
-fast the sending is. `--claim-seconds 60` measures that shape.
+The claim interval: one beat run claims at most 20 batches of FOLLOW_UP_CLAIM_BATCH (500), and stops
+early while 2,000 follow-up emails already wait to be sent. With the README default of 10 s, beat
+claims as fast as one worker sends. With `--claim-seconds 60` (the default before), 100,000 due rows
+need ten runs, the last at about 600 s: the target is missed by construction, however fast the
+sending is.
 
     python bench/followups.py                          # 10 to 15 minutes on 2 cores
     python bench/followups.py --count 5000 --timeout 120
-    python bench/followups.py --claim-seconds 60       # the README default claim interval
+    python bench/followups.py --claim-seconds 60       # the claim interval before it became 10 s
     python bench/followups.py --profile /tmp/prof      # py-spy the worker and its pool children
 
 Every process started here (worker, redis-server, py-spy) is stopped at the end, also on errors and
@@ -875,9 +875,10 @@ def worker_environment(args: argparse.Namespace, redis: RedisServer, sink: SmtpS
         "SMTP_STARTTLS": "false",
         "JWT_SECRET": JWT_SECRET,
         "SENDING_WINDOW": ALWAYS,
-        "FOLLOW_UP_CLAIM_SECONDS": f"{args.claim_seconds:g}",
         "WORKER_CONCURRENCY": str(args.concurrency),
     }
+    if args.claim_seconds is not None:
+        chosen["FOLLOW_UP_CLAIM_SECONDS"] = f"{args.claim_seconds:g}"
     for assignment in args.env:
         name, _, value = assignment.partition("=")
         chosen[name] = value
@@ -996,7 +997,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4, help="pool processes of the worker (README: 4)")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="its name must contain 'bench'")
     parser.add_argument(
-        "--claim-seconds", type=float, default=10.0, help="FOLLOW_UP_CLAIM_SECONDS (README default 60; see above)"
+        "--claim-seconds", type=float, default=None, help="FOLLOW_UP_CLAIM_SECONDS (default: the README's, 10)"
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds to keep running after the last email")

@@ -294,7 +294,7 @@ def _read() -> Settings:
         ),
         followups=FollowUpSettings(
             sending_window=_env("SENDING_WINDOW", "08:00-20:00"),
-            claim_interval=_env_float("FOLLOW_UP_CLAIM_SECONDS", 60.0),
+            claim_interval=_env_float("FOLLOW_UP_CLAIM_SECONDS", 10.0),
             claim_batch=_env_int("FOLLOW_UP_CLAIM_BATCH", 500),
         ),
     )

@@ -64,7 +64,8 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
             "claim-follow-ups": {
                 "task": kinds.TASK_CLAIM_FOLLOW_UPS,
                 "schedule": settings.followups.claim_interval,
-                "options": {"queue": kinds.DEFAULT_QUEUE, "expires": settings.followups.claim_interval},
+                # On the alerts queue: behind thousands of queued emails it would wait past its expiry.
+                "options": {"queue": kinds.ALERTS_QUEUE, "expires": settings.followups.claim_interval},
             },
         },
         timezone="UTC",

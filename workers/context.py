@@ -46,7 +46,7 @@ def context() -> WorkerContext:
             engine=engine,
             sessionmaker=maker,
             transport=transport,
-            sender=DeliverySender(maker, transport, builder, settings),
+            sender=DeliverySender(create_sync_sessionmaker(engine, autocommit=True), transport, builder, settings),
         )
     return _context
 

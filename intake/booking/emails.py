@@ -79,7 +79,7 @@ def confirmation_email(
             "cutoff_hours": settings.booking.change_cutoff_hours,
         },
     )
-    message = builder.message(delivery, [lead.email], subject, text, html)
+    message = builder.rich_message(delivery, [lead.email], subject, text, html)
     message.add_attachment(
         invitation(booking, lead, settings, cancel_url=cancel_url, reschedule_url=reschedule_url, lang=lang),
         maintype="text",

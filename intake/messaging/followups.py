@@ -1,7 +1,7 @@
 """Follow-up sequences: rows with `due_at` in the database, scheduled in the sending window, claimed by beat.
 
 Never ETA or countdown tasks: Redis forgets them on restart and re-delivers long ones past its
-visibility timeout. The database is the schedule; beat claims what is due once a minute.
+visibility timeout. The database is the schedule; beat claims what is due every FOLLOW_UP_CLAIM_SECONDS.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -131,8 +132,9 @@ def sequence_of_kind(kind: str) -> tuple[Sequence, Step] | None:
     return None
 
 
-def follow_up_kinds() -> set[str]:
-    return {step.kind for sequence in sequences().values() for step in sequence.steps}
+@lru_cache(maxsize=1)
+def follow_up_kinds() -> frozenset[str]:
+    return frozenset(step.kind for sequence in sequences().values() for step in sequence.steps)
 
 
 # --- scheduling (statements shared by the API's async sessions and the workers' sync ones) ------
@@ -199,15 +201,20 @@ def stopped_by(condition: str) -> tuple[str, ...]:
 
 def next_follow_up_statement(lead_id: uuid.UUID) -> Executable:
     """Keep the lead's `next_follow_up_at` (shown in the staff list) equal to its earliest pending row."""
+    return next_follow_ups_statement([lead_id])
+
+
+def next_follow_ups_statement(lead_ids: Collection[uuid.UUID]) -> Executable:
+    """`next_follow_up_statement` for many leads in one UPDATE (a claimed batch)."""
     earliest = (
         select(func.min(FollowUp.due_at))
-        .where(FollowUp.lead_id == lead_id, FollowUp.status == "pending")
+        .where(FollowUp.lead_id == Lead.id, FollowUp.status == "pending")
         .scalar_subquery()
     )
     # No session sync: callers refresh the lead if they read it afterwards (async sessions cannot lazy-load).
     return (
         update(Lead)
-        .where(Lead.id == lead_id)
+        .where(Lead.id.in_(lead_ids))
         .values(next_follow_up_at=earliest)
         .execution_options(synchronize_session=False)
     )
@@ -316,10 +323,13 @@ def claim_due(session: Session, window: Window, now: dt.datetime, limit: int) ->
         )
         if session.get_bind().dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
+        # In a CTE, the batch is chosen once: PostgreSQL may re-run an `IN (SELECT … LIMIT … SKIP LOCKED)`
+        # subquery while it updates, and so claim more than `limit` rows (a test showed 6 for a limit of 2).
         # A conditional UPDATE ... RETURNING claims on SQLite too, which ignores SKIP LOCKED.
+        batch = due.cte("due")
         claimed = session.execute(
             update(FollowUp)
-            .where(FollowUp.id.in_(due.scalar_subquery()), FollowUp.status == "pending")
+            .where(FollowUp.id.in_(select(batch.c.id)), FollowUp.status == "pending")
             .values(status="claimed", claimed_at=now)
             .returning(FollowUp.id, FollowUp.lead_id, FollowUp.kind, FollowUp.ref_id)
         ).all()
@@ -353,8 +363,7 @@ def claim_due(session: Session, window: Window, now: dt.datetime, limit: int) ->
             .scalars()
             .all()
         )
-        for lead_id in {row.lead_id for row in claimed}:
-            session.execute(next_follow_up_statement(lead_id))
+        session.execute(next_follow_ups_statement({row.lead_id for row in claimed}))
     log.info("followups.claimed", claimed=len(claimed), deliveries=len(inserted))
     return [Publication(kinds.TASK_SEND_DELIVERY, delivery_id, kinds.DEFAULT_QUEUE) for delivery_id in inserted]
 
@@ -379,12 +388,24 @@ def stop_reason(lead: Lead, kind: str, *, has_live_booking: bool, consented: boo
     return None
 
 
-def consented(session: Session, lead_id: uuid.UUID) -> bool:
-    return _consented(session.execute(_latest_consent(lead_id)).scalar_one_or_none())
+def waiting_to_send(session: Session, limit: int) -> int:
+    """How many follow-up emails wait to be sent (queued deliveries), counted up to `limit`."""
+    waiting = (
+        select(Delivery.id)
+        .where(Delivery.status == "queued", Delivery.kind.in_(sorted(follow_up_kinds())))
+        .limit(limit)
+        .subquery()
+    )
+    with session.begin():
+        return int(session.execute(select(func.count()).select_from(waiting)).scalar_one())
 
 
-def has_live_booking(session: Session, lead_id: uuid.UUID) -> bool:
-    return _has_live_booking(session, lead_id)
-
-
-__all__ = ["Window", "booking_changed", "claim_due", "start_after_routing", "stop_all", "stop_reason"]
+__all__ = [
+    "Window",
+    "booking_changed",
+    "claim_due",
+    "start_after_routing",
+    "stop_all",
+    "stop_reason",
+    "waiting_to_send",
+]

@@ -20,4 +20,6 @@ TASK_CLAIM_FOLLOW_UPS = "intake.claim_follow_ups"
 
 TASK_ROUTE_SCREENING = "intake.route_screening"
 TASK_SEND_DELIVERY = "intake.send_delivery"
+TASK_SEND_DELIVERIES = "intake.send_deliveries"
+"""A batch of delivery ids (follow-ups), each sent at most once on its own; a retry is a send_delivery task."""
 TASK_SWEEP = "intake.sweep"

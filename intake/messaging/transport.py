@@ -5,9 +5,31 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import ssl
-from email.message import EmailMessage
+import time
+from email import policy
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr
 
 from intake.settings import Settings
+
+
+class _Unfolded(policy.Compat32):
+    """compat32 that writes a plain ASCII header as it is (what compat32 would write, without running the
+    Header machinery for each), so long values (the one-click unsubscribe link) stay on one line, as
+    `EmailMessage` keeps them. Anything else (encoded words, line breaks) goes the compat32 way."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if isinstance(value, str) and value.isascii() and "\n" not in value and "\r" not in value:
+            line = f"{name}: {value}{self.linesep}"
+            if len(line) <= 1000:
+                return line.encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_UNFOLDED = _Unfolded(max_line_length=998)
+_WIRE = _UNFOLDED.clone(linesep="\r\n")
+CHECK_IDLE_AFTER = 5.0
+"""A kept connection idle longer than this is checked (NOOP) before use; a busy one is not (no RSET per email)."""
 
 
 class TemporaryFailure(Exception):
@@ -28,7 +50,9 @@ class SmtpTransport:
 
     def __init__(self, settings: Settings):
         self._smtp_settings = settings.smtp
+        self._envelope_from = parseaddr(settings.smtp.from_address)[1]
         self._connection: smtplib.SMTP | None = None
+        self._last_used = 0.0
 
     def _connect(self) -> smtplib.SMTP:
         cfg = self._smtp_settings
@@ -41,23 +65,38 @@ class SmtpTransport:
             connection.login(cfg.username, cfg.password)
         return connection
 
+    def _ready(self) -> smtplib.SMTP:
+        """The kept connection, checked with a NOOP only when it has been idle a while (servers drop idle
+        clients); else a new one. One that fails while busy raises, and the caller retries later."""
+        if self._connection is not None and time.monotonic() - self._last_used > CHECK_IDLE_AFTER:
+            try:
+                code, _ = self._connection.noop()
+            except (smtplib.SMTPException, OSError):
+                code = -1
+            if code != 250:
+                self.close()
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
     def close(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._connection.quit()
             self._connection = None
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         try:
-            if self._connection is None:
-                self._connection = self._connect()
+            connection = self._ready()
+            if isinstance(message, EmailMessage):
+                # Its own policy folds and encodes the headers, with SMTPUTF8 for an address that needs it.
+                connection.send_message(message)
             else:
-                try:
-                    self._connection.rset()
-                except (smtplib.SMTPException, OSError):
-                    self.close()
-                    self._connection = self._connect()
-            refused = self._connection.send_message(message)
+                recipients = [address for _, address in getaddresses(message.get_all("To", []))]
+                options = ["BODY=8BITMIME"] if connection.has_extn("8bitmime") else []
+                connection.sendmail(self._envelope_from, recipients, message.as_bytes(policy=_WIRE), options)
+            # Some recipients refused, others accepted: it went out.
+            self._last_used = time.monotonic()
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()
             codes = [code for code, _ in exc.recipients.values()]
@@ -68,9 +107,6 @@ class SmtpTransport:
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self.close()
             raise TemporaryFailure(f"connection: {type(exc).__name__}") from None
-        if refused:
-            # Some recipients refused, others accepted: it went out; the refusals are logged by the caller.
-            return
 
 
 class FileTransport:
@@ -79,12 +115,12 @@ class FileTransport:
     def __init__(self, settings: Settings):
         self._folder = settings.app.data_dir / "emails"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         self._folder.mkdir(parents=True, exist_ok=True)
         name = str(message["X-Intake-Delivery"] or message["Message-ID"]).strip("<>").replace("/", "_")
         target = self._folder / f"{name}.eml"
         partial = target.with_suffix(".eml.part")
-        partial.write_bytes(bytes(message))
+        partial.write_bytes(bytes(message) if isinstance(message, EmailMessage) else message.as_bytes(policy=_UNFOLDED))
         partial.replace(target)  # a reader never sees half a file
 
     def close(self) -> None:
