@@ -44,7 +44,7 @@ from workers.celery_app import CeleryBroker, create_celery
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Litestar:
     settings = settings or get_settings()
-    configure_logging(settings.app, write_in_thread=True)
+    configure_logging(settings.app)
     # A malformed rule set stops start-up here, with a message naming the problem.
     catalog = catalog or load_catalog()
     engine = create_engine(settings.db, pre_ping=False)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
-import logging.handlers
-import queue
 import sys
 import traceback
 from typing import Any
@@ -26,18 +23,8 @@ _QUIET = {
 }
 
 
-_writer: logging.handlers.QueueListener | None = None
-
-
-def configure_logging(settings: AppSettings, *, write_in_thread: bool = False) -> None:
-    """Route structlog and stdlib logging through one renderer; safe to call more than once.
-
-    `write_in_thread` (the API): lines are rendered where they are logged, but written to stderr
-    by a thread of their own, so a slow reader of stderr (a full pipe, a busy disk) never stalls
-    the event loop and every request on it. Not for processes that fork after configuring (the
-    Celery worker): a forked child has no writer thread.
-    """
-    global _writer
+def configure_logging(settings: AppSettings) -> None:
+    """Route structlog and stdlib logging through one renderer; safe to call more than once."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -55,36 +42,22 @@ def configure_logging(settings: AppSettings, *, write_in_thread: bool = False) -
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
     )
-    if _writer is not None:
-        _writer.stop()  # writes out what it holds
-        _writer = None
-    handler: logging.Handler = logging.StreamHandler(sys.stderr)
-    if write_in_thread:
-        # The queue handler renders the line (its prepare() formats); the writer only writes it.
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        _writer = logging.handlers.QueueListener(queue.SimpleQueue(), handler)
-        _writer.start()
-        handler = logging.handlers.QueueHandler(_writer.queue)
-    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(max(level, logging.getLevelName(settings.log_level)))
-
-
-@atexit.register
-def _flush_writer() -> None:
-    if _writer is not None:
-        _writer.stop()
 
 
 def error_summary(exc: BaseException) -> dict[str, Any]:
