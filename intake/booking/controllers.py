@@ -201,9 +201,12 @@ class PatientBookingController(Controller):
 
     @post("/cancel", operation_id="cancelMyBooking", summary="Cancel (until the change cut-off)", status_code=200)
     async def cancel(
-        self, data: JSONBody[ManageIn], booking_service: NamedDependency[BookingService]
+        self,
+        data: JSONBody[ManageIn],
+        booking_service: NamedDependency[BookingService],
+        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[PatientBookingOut]:
-        return Response(await booking_service.cancel_by_link(token=data.token), headers=NoStore)
+        return _published(await booking_service.cancel_by_link(token=data.token), publisher, 200)
 
     @post(
         "/reschedule",

@@ -1,4 +1,10 @@
-"""The booking confirmation email: when and where in the person's language, with an .ics invitation."""
+"""Booking emails with a calendar part: the confirmation (a new time) and the cancellation.
+
+The person's calendar knows a consultation by one UID for its whole life: the id of the first
+booking, kept when it is moved (a move is a new booking row pointing back at the one it replaces),
+with a SEQUENCE that rises at each change. So a move updates the event already in the calendar
+(METHOD:REQUEST) and a cancellation removes it (METHOD:CANCEL).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,12 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 import icalendar
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from intake.booking import links
 from intake.db.models import Booking, Delivery, Lead
+from intake.messaging import kinds
 from intake.messaging.emails import EmailBuilder, format_local, place_of
 from intake.settings import Settings
 
@@ -20,18 +29,38 @@ _LINK_LABELS = {
 }
 
 
+def calendar_identity(session: Session, booking: Booking) -> tuple[str, int]:
+    """The consultation's calendar UID (its first booking's id) and how many times it was moved."""
+    root, moves, previous = booking.id, 0, booking.rescheduled_from_id
+    while previous is not None:
+        root, moves = previous, moves + 1
+        previous = session.execute(
+            select(Booking.rescheduled_from_id).where(Booking.id == previous)
+        ).scalar_one_or_none()
+    return str(root), moves
+
+
 def invitation(
-    booking: Booking, lead: Lead, settings: Settings, *, cancel_url: str, reschedule_url: str, lang: str
+    booking: Booking,
+    lead: Lead,
+    settings: Settings,
+    *,
+    cancel_url: str,
+    reschedule_url: str,
+    lang: str,
+    uid: str | None = None,
+    sequence: int = 0,
+    cancelled: bool = False,
 ) -> bytes:
-    """An iCalendar REQUEST with the booking id as its UID, times in UTC, and the manage links."""
+    """An iCalendar REQUEST (or CANCEL) for the consultation's UID, times in UTC, and the manage links."""
     cancel_label, reschedule_label = _LINK_LABELS.get(lang, _LINK_LABELS["en"])
     organizer_address = parseaddr(settings.smtp.from_address)[1]
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//Empower Fitness//intake//EN")
     calendar.add("version", "2.0")
-    calendar.add("method", "REQUEST")
+    calendar.add("method", "CANCEL" if cancelled else "REQUEST")
     event = icalendar.Event()
-    event.add("uid", str(booking.id))
+    event.add("uid", uid or str(booking.id))
     event.add("dtstamp", dt.datetime.now(dt.UTC))
     event.add("dtstart", booking.starts_at.astimezone(dt.UTC))
     event.add("dtend", booking.ends_at.astimezone(dt.UTC))
@@ -42,8 +71,8 @@ def invitation(
         f"{cancel_label}: {cancel_url}\n{reschedule_label}: {reschedule_url}\n{settings.clinic.phone}",
     )
     event.add("url", reschedule_url)
-    event.add("status", "CONFIRMED")
-    event.add("sequence", 0)
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("sequence", sequence)
     if organizer_address:
         organizer = icalendar.vCalAddress(f"mailto:{organizer_address}")
         organizer.params["cn"] = icalendar.vText(settings.clinic.name)
@@ -58,9 +87,15 @@ def invitation(
 
 
 def confirmation_email(
-    builder: EmailBuilder, delivery: Delivery, lead: Lead, booking: Booking, settings: Settings
+    builder: EmailBuilder,
+    delivery: Delivery,
+    lead: Lead,
+    booking: Booking,
+    settings: Settings,
+    identity: tuple[str, int] | None = None,
 ) -> EmailMessage:
     """The confirmation of a booking (or of its new time after a move), with the .ics attached."""
+    uid, sequence = identity or (str(booking.id), 0)
     lang = lead.language if lead.language in _SUMMARY else "en"
     cancel_url, reschedule_url = links.manage_urls(settings, booking.id, booking.starts_at)
     minutes = int((booking.ends_at - booking.starts_at).total_seconds() // 60)
@@ -80,8 +115,18 @@ def confirmation_email(
         },
     )
     message = builder.rich_message(delivery, [lead.email], subject, text, html)
+    ics = invitation(
+        booking,
+        lead,
+        settings,
+        cancel_url=cancel_url,
+        reschedule_url=reschedule_url,
+        lang=lang,
+        uid=uid,
+        sequence=sequence,
+    )
     message.add_attachment(
-        invitation(booking, lead, settings, cancel_url=cancel_url, reschedule_url=reschedule_url, lang=lang),
+        ics,
         maintype="text",
         subtype="calendar",
         filename="consultation.ics",
@@ -90,4 +135,48 @@ def confirmation_email(
     return message
 
 
-__all__ = ["confirmation_email", "invitation"]
+def cancellation_email(
+    builder: EmailBuilder,
+    delivery: Delivery,
+    lead: Lead,
+    booking: Booking,
+    settings: Settings,
+    identity: tuple[str, int],
+) -> EmailMessage:
+    """The consultation is cancelled (by the person or the clinic): a CANCEL for the calendar, and
+    the person's own link to book another time."""
+    uid, moves = identity
+    lang = lead.language if lead.language in _SUMMARY else "en"
+    cancel_url, reschedule_url = links.manage_urls(settings, booking.id, booking.starts_at)
+    subject, text, html = builder.render(
+        kinds.KIND_BOOKING_CANCELLATION,
+        lang,
+        {
+            "first_name": lead.first_name,
+            "when": format_local(booking.starts_at, lang, settings.clinic.timezone),
+            "book_url": links.booking_url(settings, lead.id),
+        },
+    )
+    message = builder.rich_message(delivery, [lead.email], subject, text, html)
+    ics = invitation(
+        booking,
+        lead,
+        settings,
+        cancel_url=cancel_url,
+        reschedule_url=reschedule_url,
+        lang=lang,
+        uid=uid,
+        sequence=moves + 1,
+        cancelled=True,
+    )
+    message.add_attachment(
+        ics,
+        maintype="text",
+        subtype="calendar",
+        filename="consultation.ics",
+        params={"method": "CANCEL", "charset": "utf-8"},
+    )
+    return message
+
+
+__all__ = ["calendar_identity", "cancellation_email", "confirmation_email", "invitation"]

@@ -419,7 +419,8 @@ class BookingService:
         actor_id: uuid.UUID | None,
         now: dt.datetime,
     ) -> tuple[Publication, ...]:
-        """The lead's status, the follow-up schedule and, for a new time, the confirmation email."""
+        """The lead's status, the follow-up schedule and, for a new time or a cancellation, the email
+        that updates the person's calendar."""
         if event in ("booked", "moved"):
             self._move_lead(session, lead, "consult_booked", ("new", "contacted"), actor_id, now)
         elif event == "attended":
@@ -428,13 +429,17 @@ class BookingService:
             self._move_lead(session, lead, "contacted", ("consult_booked",), actor_id, now)
         lead.updated_at = now
         await followups.booking_changed(session, lead=lead, booking=booking, event=event, window=self._window, now=now)
-        if event not in ("booked", "moved"):
+        if event in ("booked", "moved"):
+            kind = kinds.KIND_BOOKING_CONFIRMATION
+        elif event == "cancelled":
+            kind = kinds.KIND_BOOKING_CANCELLATION
+        else:
             return ()
         delivery = delivery_row(
             lead_id=lead.id,
-            kind=kinds.KIND_BOOKING_CONFIRMATION,
+            kind=kind,
             queue=kinds.DEFAULT_QUEUE,
-            dedupe_key=f"{lead.id}:{booking.id}:booking_confirmation",
+            dedupe_key=f"{lead.id}:{booking.id}:{kind}",
             ref_id=booking.id,
         )
         session.add(delivery)
@@ -585,7 +590,7 @@ class BookingService:
             self._refuse_stale(booking, expired, now)
             return await self._patient_view(session, booking, now)
 
-    async def cancel_by_link(self, *, token: str) -> PatientBookingOut:
+    async def cancel_by_link(self, *, token: str) -> BookingOutcome:
         """Cancelling twice is fine: the second time answers with the cancelled booking."""
         booking_id, expired = self._booking_of(token)
         now = utcnow()
@@ -594,13 +599,15 @@ class BookingService:
             booking = await self._current(session, booking_id)
             self._refuse_stale(booking, expired, now)
             if booking.status == "cancelled":
-                return await self._patient_view(session, booking, now)
+                return BookingOutcome(await self._patient_view(session, booking, now), ())
             self._check_changeable(booking, now)
             booking.status, booking.cancelled_at, booking.updated_at = "cancelled", now, now
-            await self._after_change(session, lead=lead, booking=booking, event="cancelled", actor_id=None, now=now)
+            publications = await self._after_change(
+                session, lead=lead, booking=booking, event="cancelled", actor_id=None, now=now
+            )
             body = await self._patient_view(session, booking, now)
         log.info("booking.cancelled", booking_id=str(booking.id), by="patient")
-        return body
+        return BookingOutcome(body, publications)
 
     async def reschedule_by_link(self, *, token: str, starts_at: dt.datetime) -> BookingOutcome:
         """A new time: a new booking (and confirmation); asking again for the same time changes nothing."""

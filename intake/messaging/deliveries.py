@@ -227,7 +227,7 @@ class DeliverySender:
             log.info("delivery.cancelled", delivery_id=str(delivery.id), kind=delivery.kind, reason=reason)
             return Outcome("skipped")
         try:
-            self._dispatch(delivery, loaded, now)
+            self._dispatch(session, delivery, loaded, now)
         except TemporaryFailure as exc:
             return self._failed(session, delivery, str(exc), retryable=True)
         except PermanentFailure as exc:
@@ -255,14 +255,16 @@ class DeliverySender:
             )
         return "unsubscribed" if lead.unsubscribed_at is not None else None
 
-    def _dispatch(self, delivery: Delivery, loaded: Loaded, now: dt.datetime) -> None:
+    def _dispatch(self, session: Session, delivery: Delivery, loaded: Loaded, now: dt.datetime) -> None:
         lead, screening, booking = loaded.lead, loaded.screening, loaded.booking
-        if delivery.kind == kinds.KIND_BOOKING_CONFIRMATION:
+        if delivery.kind in kinds.BOOKING_KINDS:
             if booking is None:
-                raise PermanentFailure("booking_confirmation needs a booking")
-            from intake.booking.emails import confirmation_email
+                raise PermanentFailure(f"{delivery.kind} needs a booking")
+            from intake.booking.emails import calendar_identity, cancellation_email, confirmation_email
 
-            self._transport.send(confirmation_email(self._builder, delivery, lead, booking, self._settings))
+            identity = calendar_identity(session, booking)
+            build = confirmation_email if delivery.kind == kinds.KIND_BOOKING_CONFIRMATION else cancellation_email
+            self._transport.send(build(self._builder, delivery, lead, booking, self._settings, identity))
             return
         if delivery.kind in followups.follow_up_kinds():
             self._transport.send(self._builder.follow_up(delivery, lead, booking))

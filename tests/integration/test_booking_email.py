@@ -16,7 +16,7 @@ from intake.app import create_app
 from intake.db.models import Delivery
 from tests.booking_fixtures import new_lead, open_every_day, parse, slots, token_for
 from tests.conftest import emptied_after, make_settings
-from tests.integration.test_routing import decoded, worker_env
+from tests.integration.test_routing import decoded, settle, worker_env
 from tests.services import RedisServer, SmtpSink, Worker, wait_for
 from tests.staff_fixtures import make_staff
 
@@ -84,15 +84,37 @@ async def test_booking_and_moving_each_send_one_confirmation_with_an_invitation(
         wait_for(lambda: len(smtp.to(address)) >= 3, 20, "the confirmation of the new time")
         second = smtp.to(address)[2]
         assert str(second.message["Subject"]).startswith("Nueva hora")
-        event = calendar_in(second).walk("VEVENT")[0]
-        assert str(event["UID"]) == moved.json()["id"]
+        # The same event in the person's calendar, at its new time: the first booking's UID, SEQUENCE 1.
+        calendar = calendar_in(second)
+        assert str(calendar["METHOD"]) == "REQUEST"
+        event = calendar.walk("VEVENT")[0]
+        assert str(event["UID"]) == booking["id"] != moved.json()["id"]
+        assert int(event["SEQUENCE"]) == 1
         assert event.decoded("DTSTART") == parse(offered[3]["starts_at"])
 
+        new_token = moved.json()["cancel_url"].split("token=")[1]
+        cancelled = await client.post("/api/booking/cancel", json={"token": new_token})
+        assert cancelled.status_code == 200, cancelled.text
+        assert (await client.post("/api/booking/cancel", json={"token": new_token})).status_code == 200
+        wait_for(lambda: len(smtp.to(address)) >= 4, 20, "the cancellation")
+        third = smtp.to(address)[3]
+        subject = str(third.message["Subject"])
+        assert subject.startswith("Su consulta gratuita está cancelada") and "Marisol" not in subject
+        assert "Hola Marisol" in decoded(third) and settings.clinic.booking_url in decoded(third)
+        calendar = calendar_in(third)
+        assert str(calendar["METHOD"]) == "CANCEL"
+        event = calendar.walk("VEVENT")[0]
+        assert str(event["UID"]) == booking["id"] and int(event["SEQUENCE"]) == 2
+        assert str(event["STATUS"]) == "CANCELLED"
+
     async with pg.connect() as connection:
-        statuses = (
-            (await connection.execute(select(Delivery.status).where(Delivery.kind == "booking_confirmation")))
-            .scalars()
-            .all()
-        )
-    assert sorted(statuses) == ["sent", "sent"]
-    assert len(smtp.to(address)) == 3
+        rows = (
+            await connection.execute(select(Delivery.kind, Delivery.status).where(Delivery.ref_id.is_not(None)))
+        ).all()
+    assert sorted(rows) == [
+        ("booking_cancellation", "sent"),
+        ("booking_confirmation", "sent"),
+        ("booking_confirmation", "sent"),
+    ]
+    settle()
+    assert len(smtp.to(address)) == 4  # cancelling twice sent one cancellation
