@@ -86,7 +86,7 @@ def invitation(
     return bytes(calendar.to_ical())
 
 
-def confirmation_email(
+def booking_email(
     builder: EmailBuilder,
     delivery: Delivery,
     lead: Lead,
@@ -94,67 +94,37 @@ def confirmation_email(
     settings: Settings,
     identity: tuple[str, int] | None = None,
 ) -> EmailMessage:
-    """The confirmation of a booking (or of its new time after a move), with the .ics attached."""
-    uid, sequence = identity or (str(booking.id), 0)
-    lang = lead.language if lead.language in _SUMMARY else "en"
-    cancel_url, reschedule_url = links.manage_urls(settings, booking.id, booking.starts_at)
-    minutes = int((booking.ends_at - booking.starts_at).total_seconds() // 60)
-    subject, text, html = builder.render(
-        "booking_confirmation",
-        lang,
-        {
-            "first_name": lead.first_name,
-            "when": format_local(booking.starts_at, lang, settings.clinic.timezone),
-            "minutes": minutes,
+    """The delivery's booking email, with the .ics for the person's calendar (`identity`: the UID and
+    the number of moves, from `calendar_identity`):
+
+    - `booking_confirmation`: the booking, or its new time after a move (METHOD:REQUEST);
+    - `booking_cancellation`: cancelled by the person or the clinic (METHOD:CANCEL), with the
+      person's own link to book another time.
+    """
+    uid, moves = identity or (str(booking.id), 0)
+    lang = _language(lead)
+    cancelled = delivery.kind == kinds.KIND_BOOKING_CANCELLATION
+    context: dict[str, object] = (
+        {"book_url": links.booking_url(settings, lead.id)}
+        if cancelled
+        else {
+            "minutes": int((booking.ends_at - booking.starts_at).total_seconds() // 60),
             "location": booking.location,
             "place": place_of(booking.location, lang, settings),
             "moved": booking.rescheduled_from_id is not None,
-            "cancel_url": cancel_url,
-            "reschedule_url": reschedule_url,
             "cutoff_hours": settings.booking.change_cutoff_hours,
-        },
+        }
     )
-    message = builder.rich_message(delivery, [lead.email], subject, text, html)
-    ics = invitation(
-        booking,
-        lead,
-        settings,
-        cancel_url=cancel_url,
-        reschedule_url=reschedule_url,
-        lang=lang,
-        uid=uid,
-        sequence=sequence,
-    )
-    message.add_attachment(
-        ics,
-        maintype="text",
-        subtype="calendar",
-        filename="consultation.ics",
-        params={"method": "REQUEST", "charset": "utf-8"},
-    )
-    return message
-
-
-def cancellation_email(
-    builder: EmailBuilder,
-    delivery: Delivery,
-    lead: Lead,
-    booking: Booking,
-    settings: Settings,
-    identity: tuple[str, int],
-) -> EmailMessage:
-    """The consultation is cancelled (by the person or the clinic): a CANCEL for the calendar, and
-    the person's own link to book another time."""
-    uid, moves = identity
-    lang = lead.language if lead.language in _SUMMARY else "en"
     cancel_url, reschedule_url = links.manage_urls(settings, booking.id, booking.starts_at)
     subject, text, html = builder.render(
-        kinds.KIND_BOOKING_CANCELLATION,
+        kinds.KIND_BOOKING_CANCELLATION if cancelled else kinds.KIND_BOOKING_CONFIRMATION,
         lang,
         {
             "first_name": lead.first_name,
             "when": format_local(booking.starts_at, lang, settings.clinic.timezone),
-            "book_url": links.booking_url(settings, lead.id),
+            "cancel_url": cancel_url,
+            "reschedule_url": reschedule_url,
+            **context,
         },
     )
     message = builder.rich_message(delivery, [lead.email], subject, text, html)
@@ -166,17 +136,17 @@ def cancellation_email(
         reschedule_url=reschedule_url,
         lang=lang,
         uid=uid,
-        sequence=moves + 1,
-        cancelled=True,
+        sequence=moves + 1 if cancelled else moves,
+        cancelled=cancelled,
     )
-    message.add_attachment(
-        ics,
-        maintype="text",
-        subtype="calendar",
-        filename="consultation.ics",
-        params={"method": "CANCEL", "charset": "utf-8"},
-    )
+    method = "CANCEL" if cancelled else "REQUEST"
+    params = {"method": method, "charset": "utf-8"}
+    message.add_attachment(ics, maintype="text", subtype="calendar", filename="consultation.ics", params=params)
     return message
 
 
-__all__ = ["calendar_identity", "cancellation_email", "confirmation_email", "invitation"]
+def _language(lead: Lead) -> str:
+    return lead.language if lead.language in _SUMMARY else "en"
+
+
+__all__ = ["booking_email", "calendar_identity", "invitation"]

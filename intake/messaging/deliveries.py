@@ -260,11 +260,10 @@ class DeliverySender:
         if delivery.kind in kinds.BOOKING_KINDS:
             if booking is None:
                 raise PermanentFailure(f"{delivery.kind} needs a booking")
-            from intake.booking.emails import calendar_identity, cancellation_email, confirmation_email
+            from intake.booking.emails import booking_email, calendar_identity
 
             identity = calendar_identity(session, booking)
-            build = confirmation_email if delivery.kind == kinds.KIND_BOOKING_CONFIRMATION else cancellation_email
-            self._transport.send(build(self._builder, delivery, lead, booking, self._settings, identity))
+            self._transport.send(booking_email(self._builder, delivery, lead, booking, self._settings, identity))
             return
         if delivery.kind in followups.follow_up_kinds():
             self._transport.send(self._builder.follow_up(delivery, lead, booking))

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from intake import tokens
-from intake.booking.emails import confirmation_email
+from intake.booking.emails import booking_email
 from intake.db.models import Booking, Delivery, Lead
 from intake.messaging.emails import EmailBuilder
 from intake.screening import Catalog, load_catalog
@@ -76,7 +76,7 @@ def test_english_confirmation_in_clinic_time_with_an_invitation(settings: Settin
     # 13:00 UTC on the Monday after the March change is 9:00 AM Eastern Daylight Time.
     starts_at = dt.datetime(2026, 3, 9, 13, 0, tzinfo=dt.UTC)
     delivery, lead, booking = make(starts_at=starts_at)
-    message = confirmation_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
 
     subject = str(message["Subject"])
     assert "Empower Fitness" in subject
@@ -118,7 +118,7 @@ def test_english_confirmation_in_clinic_time_with_an_invitation(settings: Settin
 def test_links_in_the_email_work_until_the_cutoff(settings: Settings, catalog: Catalog) -> None:
     starts_at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0)
     delivery, lead, booking = make(starts_at=starts_at)
-    message = confirmation_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
     event = calendar_of(message).walk("VEVENT")[0]
     reschedule = str(event["URL"])
     token = parse_qs(urlsplit(reschedule).query)["token"][0]
@@ -132,7 +132,7 @@ def test_spanish_confirmation_after_the_november_change_at_home(settings: Settin
     # 15:30 UTC on the day after the November change is 10:30 AM Eastern Standard Time.
     starts_at = dt.datetime(2026, 11, 2, 15, 30, tzinfo=dt.UTC)
     delivery, lead, booking = make(language="es", location="in_home", starts_at=starts_at, moved=True)
-    message = confirmation_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
     subject = str(message["Subject"])
     assert subject.startswith("Nueva hora") and "Rosa" not in subject
     text, html = bodies(message)
@@ -146,9 +146,34 @@ def test_spanish_confirmation_after_the_november_change_at_home(settings: Settin
 
 def test_virtual_location_and_a_fresh_booking_subject(settings: Settings, catalog: Catalog) -> None:
     delivery, lead, booking = make(location="virtual", starts_at=dt.datetime(2026, 12, 1, 22, 0, tzinfo=dt.UTC))
-    message = confirmation_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
     assert str(message["Subject"]).startswith("Your free consultation is booked")
     assert str(calendar_of(message).walk("VEVENT")[0]["LOCATION"]) == "Virtual"
     text, _ = bodies(message)
     assert "Tuesday, December 1, 2026 at 5:00 PM" in text
     assert "video call" in text
+
+
+@pytest.mark.parametrize(
+    ("language", "opening"), [("en", "Your free consultation is cancelled"), ("es", "Su consulta")]
+)
+def test_cancellation_removes_the_calendar_event_and_offers_a_new_time(
+    settings: Settings, catalog: Catalog, language: str, opening: str
+) -> None:
+    starts_at = dt.datetime(2026, 3, 9, 13, 0, tzinfo=dt.UTC)
+    delivery, lead, booking = make(language=language, starts_at=starts_at, moved=True)
+    delivery.kind = "booking_cancellation"
+    first_booking = str(uuid.uuid4())
+    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings, (first_booking, 1))
+
+    subject = str(message["Subject"])
+    assert subject.startswith(opening) and "Rosa" not in subject and "March" not in subject and "marzo" not in subject
+    assert "List-Unsubscribe" not in message  # transactional
+    text, html = bodies(message)
+    assert settings.clinic.booking_url in text and settings.clinic.booking_url in html
+    (part,) = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    assert part.get_param("method") == "CANCEL"
+    calendar = icalendar.Calendar.from_ical(part.get_payload(decode=True))
+    assert str(calendar["METHOD"]) == "CANCEL"
+    event = calendar.walk("VEVENT")[0]
+    assert (str(event["UID"]), int(event["SEQUENCE"]), str(event["STATUS"])) == (first_booking, 2, "CANCELLED")
