@@ -10,7 +10,7 @@ from email.header import Header
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -133,6 +133,7 @@ class EmailBuilder:
         clinic = settings.clinic
         self._clinic = ClinicView(clinic.name, clinic.address, clinic.phone, display_phone(clinic.phone))
         self._from = header_value(settings.smtp.from_address)
+        self._message_domain = parseaddr(settings.smtp.from_address)[1].rpartition("@")[2] or "intake.local"
 
     def templates(self, kind: str, lang: str) -> tuple[Template, Template]:
         """(text, HTML) templates of a kind in a language, compiled on first use and kept."""
@@ -178,7 +179,9 @@ class EmailBuilder:
         message["From"] = self._from
         message["To"] = ", ".join(to)
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(idstring=delivery.id.hex, domain="intake.local")
+        # One Message-ID per delivery, the same at every attempt: a mail system that deduplicates on it
+        # drops a second copy sent after a worker died between the server's 250 and recording `sent`.
+        message["Message-ID"] = f"<{delivery.id.hex}@{self._message_domain}>"
         message["X-Intake-Delivery"] = str(delivery.id)
         message["Auto-Submitted"] = "auto-generated"
 

@@ -69,3 +69,14 @@ def test_a_line_too_long_for_8bit_goes_base64(settings: Settings) -> None:
 def test_an_address_that_is_not_ascii_gets_an_email_message(settings: Settings) -> None:
     _, message = reminder(settings, "lucía@example.com")
     assert isinstance(message, EmailMessage)  # SMTPUTF8 through smtplib's send_message
+
+
+def test_every_attempt_at_a_delivery_carries_the_same_message_id(settings: Settings) -> None:
+    builder = EmailBuilder(settings, load_catalog())
+    lead = Lead(id=uuid.uuid4(), first_name="Lucía", email="lucia@example.com", language="es")
+    delivery = Delivery(id=uuid.uuid4(), lead_id=lead.id, kind="booking_reminder_1")
+    first, retry = (builder.follow_up(delivery, lead, None) for _ in range(2))
+    domain = settings.smtp.from_address.rpartition("@")[2].strip(">")
+    assert first["Message-ID"] == retry["Message-ID"] == f"<{delivery.id.hex}@{domain}>"
+    other = Delivery(id=uuid.uuid4(), lead_id=lead.id, kind="booking_reminder_1")
+    assert builder.follow_up(other, lead, None)["Message-ID"] != first["Message-ID"]
