@@ -44,7 +44,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -63,6 +62,16 @@ from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 import intake
+from bench.common import (
+    RedisServer,
+    children,
+    free_port,
+    machine_busy,
+    postgres_backends,
+    process_cpu,
+    stop_process,
+    wait_for,
+)
 from intake.db.base import new_id, utcnow
 from intake.db.migrate import upgrade_head
 from intake.db.models import Delivery, Lead, Screening
@@ -101,21 +110,6 @@ _LEAD_LINE = re.compile(r"^Lead: ([0-9a-f-]{36})\s*$", re.MULTILINE)
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -218,66 +212,6 @@ def delivery_header(raw: bytes) -> str:
 # --------------------------------------------------------------------------- processes
 
 
-def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
-    """SIGTERM the process group we started (its own session), SIGKILL it if it lingers."""
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
-
-
-class RedisServer:
-    """A redis-server of our own on a free port: the benchmark's queues share nothing."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed")
-        self._folder.mkdir(parents=True, exist_ok=True)
-        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        argv += ["--appendonly", "no", "--dir", str(self._folder)]
-        self.process = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        wait_for(self._answers, 10, "redis-server to start")
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    @staticmethod
-    def version() -> str:
-        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, check=False)
-        found = re.search(r"v=(\S+)", out.stdout)
-        return found.group(1) if found else "?"
-
-    def stop(self) -> None:
-        stop_process(self.process)
-        self.process = None
-
-
 class Service:
     """An `intake` command as a subprocess in its own session, its output in a log file."""
 
@@ -358,38 +292,6 @@ class Profiler:
 
 
 # --------------------------------------------------------------------------- CPU accounting
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu(pid: int | None) -> float:
-    """User + system CPU seconds of a live process (0 when it is gone)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine has spent not idle (all cores, every process)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLOCK_TICKS
-
-
-def postgres_backends(database: str) -> list[int]:
-    """PostgreSQL backends serving `database` (their title reads `postgres: ... user database host`)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                if title.startswith("postgres:") and f" {database} " in title:
-                    pids.append(int(entry.name))
-    return pids
 
 
 class CpuMeter:
