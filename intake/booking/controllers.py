@@ -29,22 +29,14 @@ from intake.booking.schemas import (
     StaffBookingIn,
     StaffSlotsOut,
 )
-from intake.booking.services import BookingOutcome, BookingService, LinkInvalid
+from intake.booking.services import BookingService, LinkInvalid
 from intake.db.models import StaffMember
 from intake.leads.schemas import Location
-from intake.messaging.publisher import BackgroundPublisher
 from intake.staff.guards import admin_only
 
 From = Annotated[dt.datetime | None, QueryParameter(name="from", description="UTC ISO time, with its offset")]
 To = Annotated[dt.datetime | None, QueryParameter(name="to", description="UTC ISO time, with its offset")]
 NoStore = {"Cache-Control": "no-store"}
-
-
-def _published(outcome: BookingOutcome, publisher: BackgroundPublisher, status_code: int) -> Response[Any]:
-    # The booking is committed: the confirmation is published in the background, so a broker that
-    # is down only delays it (the sweep publishes it again).
-    publisher.publish_soon(outcome.publications)
-    return Response(outcome.body, status_code=status_code, headers=NoStore)
 
 
 def _bad_link(_: Request[Any, Any, Any], exc: LinkInvalid) -> Response[dict[str, Any]]:
@@ -186,10 +178,9 @@ class PatientBookingController(Controller):
         self,
         data: JSONBody[BookIn],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[PatientBookingOut]:
-        outcome = await booking_service.book_by_link(token=data.token, starts_at=data.starts_at)
-        return _published(outcome, publisher, 201)
+        body = await booking_service.book_by_link(token=data.token, starts_at=data.starts_at)
+        return Response(body, status_code=201, headers=NoStore)
 
     @get("/manage", operation_id="getMyBooking", summary="The booking a confirmation email's link is about")
     async def manage(
@@ -204,9 +195,8 @@ class PatientBookingController(Controller):
         self,
         data: JSONBody[ManageIn],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[PatientBookingOut]:
-        return _published(await booking_service.cancel_by_link(token=data.token), publisher, 200)
+        return Response(await booking_service.cancel_by_link(token=data.token), headers=NoStore)
 
     @post(
         "/reschedule",
@@ -218,10 +208,9 @@ class PatientBookingController(Controller):
         self,
         data: JSONBody[RescheduleIn],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[PatientBookingOut]:
-        outcome = await booking_service.reschedule_by_link(token=data.token, starts_at=data.starts_at)
-        return _published(outcome, publisher, 200)
+        body = await booking_service.reschedule_by_link(token=data.token, starts_at=data.starts_at)
+        return Response(body, status_code=200, headers=NoStore)
 
 
 class LeadBookingController(Controller):
@@ -251,10 +240,9 @@ class LeadBookingController(Controller):
         data: JSONBody[StaffBookingIn],
         request: Request[StaffMember, Any, Any],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[BookingOut]:
-        outcome = await booking_service.book_for_lead(lead_id=lead_id, data=data, actor=request.user)
-        return _published(outcome, publisher, 201)
+        body = await booking_service.book_for_lead(lead_id=lead_id, data=data, actor=request.user)
+        return Response(body, status_code=201, headers=NoStore)
 
 
 class BookingController(Controller):
@@ -293,7 +281,6 @@ class BookingController(Controller):
         data: JSONBody[BookingPatch],
         request: Request[StaffMember, Any, Any],
         booking_service: NamedDependency[BookingService],
-        publisher: NamedDependency[BackgroundPublisher],
     ) -> Response[BookingOut]:
-        outcome = await booking_service.change(booking_id=booking_id, patch=data, actor=request.user)
-        return _published(outcome, publisher, 200)
+        body = await booking_service.change(booking_id=booking_id, patch=data, actor=request.user)
+        return Response(body, status_code=200, headers=NoStore)

@@ -16,7 +16,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import jwt
@@ -67,6 +67,7 @@ from intake.leads.pipeline import OPEN
 from intake.leads.schemas import StaffRef
 from intake.messaging import followups, kinds
 from intake.messaging.outbox import Publication, delivery_row, publication_of_delivery
+from intake.messaging.publisher import BackgroundPublisher
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings
@@ -88,14 +89,6 @@ class LinkInvalid(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-
-
-@dataclass(frozen=True, slots=True)
-class BookingOutcome:
-    body: Any
-    """PatientBookingOut or BookingOut."""
-    publications: tuple[Publication, ...] = ()
-    """The confirmation email to hand the broker once the response is on its way (committed already)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +128,16 @@ async def lock(session: AsyncSession, model: type[Lead] | type[StaffMember], row
     return cast("CursorResult[Any]", result).rowcount > 0
 
 
+_Body = TypeVar("_Body", PatientBookingOut, BookingOut)
+
+
 class BookingService:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings):
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, publisher: BackgroundPublisher
+    ):
         self._sessionmaker = sessionmaker
         self._settings = settings
+        self._publisher = publisher
         self._zone = ZoneInfo(settings.clinic.timezone)
         self._window = followups.Window.parse(settings.clinic.timezone, settings.followups.sending_window)
 
@@ -545,7 +544,7 @@ class BookingService:
             ],
         )
 
-    async def book_by_link(self, *, token: str, starts_at: dt.datetime) -> BookingOutcome:
+    async def book_by_link(self, *, token: str, starts_at: dt.datetime) -> PatientBookingOut:
         lead_id = self._lead_of(token)
         starts_at = aware(starts_at, "starts_at")
         now = utcnow()
@@ -580,7 +579,7 @@ class BookingService:
                 lead_id=lead_id, location=location, starts_at=starts_at, asking=None, who="patient"
             ) from None
         log.info("booking.booked", booking_id=str(booking.id), lead_id=str(lead_id), by="patient")
-        return BookingOutcome(body, publications)
+        return self._committed(body, publications)
 
     async def manage_view(self, *, token: str) -> PatientBookingOut:
         booking_id, expired = self._booking_of(token)
@@ -590,7 +589,7 @@ class BookingService:
             self._refuse_stale(booking, expired, now)
             return await self._patient_view(session, booking, now)
 
-    async def cancel_by_link(self, *, token: str) -> BookingOutcome:
+    async def cancel_by_link(self, *, token: str) -> PatientBookingOut:
         """Cancelling twice is fine: the second time answers with the cancelled booking."""
         booking_id, expired = self._booking_of(token)
         now = utcnow()
@@ -599,7 +598,7 @@ class BookingService:
             booking = await self._current(session, booking_id)
             self._refuse_stale(booking, expired, now)
             if booking.status == "cancelled":
-                return BookingOutcome(await self._patient_view(session, booking, now), ())
+                return await self._patient_view(session, booking, now)
             self._check_changeable(booking, now)
             booking.status, booking.cancelled_at, booking.updated_at = "cancelled", now, now
             publications = await self._after_change(
@@ -607,9 +606,9 @@ class BookingService:
             )
             body = await self._patient_view(session, booking, now)
         log.info("booking.cancelled", booking_id=str(booking.id), by="patient")
-        return BookingOutcome(body, publications)
+        return self._committed(body, publications)
 
-    async def reschedule_by_link(self, *, token: str, starts_at: dt.datetime) -> BookingOutcome:
+    async def reschedule_by_link(self, *, token: str, starts_at: dt.datetime) -> PatientBookingOut:
         """A new time: a new booking (and confirmation); asking again for the same time changes nothing."""
         booking_id, expired = self._booking_of(token)
         starts_at = aware(starts_at, "starts_at")
@@ -624,7 +623,7 @@ class BookingService:
                 self._refuse_stale(booking, expired, now)
                 location = booking.location
                 if booking.status == "booked" and booking.starts_at == starts_at:
-                    return BookingOutcome(await self._patient_view(session, booking, now))
+                    return await self._patient_view(session, booking, now)
                 if booking.status == "cancelled":
                     raise Conflict(
                         "This consultation was cancelled. Book a new one with your booking link.",
@@ -650,7 +649,13 @@ class BookingService:
                 lead_id=lead_id, location=location, starts_at=starts_at, asking=None, who="move"
             ) from None
         log.info("booking.moved", booking_id=str(moved.id), from_id=str(booking.id), by="patient")
-        return BookingOutcome(body, publications)
+        return self._committed(body, publications)
+
+    def _committed(self, body: _Body, publications: tuple[Publication, ...]) -> _Body:
+        """The change is committed: its email goes to the broker in the background, so a broker that is
+        down only delays it (the sweep publishes it again)."""
+        self._publisher.publish_soon(publications)
+        return body
 
     async def _lead_id_of(self, session: AsyncSession, booking_id: uuid.UUID) -> uuid.UUID:
         lead_id = (await session.execute(select(Booking.lead_id).where(Booking.id == booking_id))).scalar()
@@ -790,7 +795,7 @@ class BookingService:
             slots=list(grouped.values()),
         )
 
-    async def book_for_lead(self, *, lead_id: uuid.UUID, data: StaffBookingIn, actor: StaffMember) -> BookingOutcome:
+    async def book_for_lead(self, *, lead_id: uuid.UUID, data: StaffBookingIn, actor: StaffMember) -> BookingOut:
         starts_at = aware(data.starts_at, "starts_at")
         now = utcnow()
         if starts_at <= now:
@@ -834,9 +839,9 @@ class BookingService:
                 lead_id=lead_id, location=location, starts_at=starts_at, asking=self._staff(), who="staff"
             ) from None
         log.info("booking.booked", booking_id=str(booking.id), lead_id=str(lead_id), by="staff")
-        return BookingOutcome(body, publications)
+        return self._committed(body, publications)
 
-    async def change(self, *, booking_id: uuid.UUID, patch: BookingPatch, actor: StaffMember) -> BookingOutcome:
+    async def change(self, *, booking_id: uuid.UUID, patch: BookingPatch, actor: StaffMember) -> BookingOut:
         """Move ({starts_at, clinician_id?}) or set the status (cancelled, attended, no_show)."""
         changed = [name for name in patch.__struct_fields__ if getattr(patch, name) is not msgspec.UNSET]
         if not changed:
@@ -865,7 +870,7 @@ class BookingService:
             raise await self._explain_clash(
                 lead_id=lead_id, location=location, starts_at=starts_at or now, asking=self._staff(), who="move"
             ) from None
-        return BookingOutcome(body, publications)
+        return self._committed(body, publications)
 
     async def _set_status(
         self, session: AsyncSession, lead: Lead, booking: Booking, target: str, actor: StaffMember, now: dt.datetime
@@ -1031,4 +1036,4 @@ def _slot_dicts(found: Sequence[Offer]) -> list[dict[str, Any]]:
     )
 
 
-__all__ = ["BookingOutcome", "BookingService", "LinkInvalid", "lock"]
+__all__ = ["BookingService", "LinkInvalid", "lock"]
