@@ -118,16 +118,16 @@ class _AsyncpgWriter:
         self._dialect = dialect
 
     async def find_lead(self, email: str, phone: str | None) -> tuple[uuid.UUID, str | None] | None:
-        statement = _compiled(self._dialect, "find_lead", ())
+        statement = _compiled(self._dialect, _FIND_LEAD, ())
         row = await self._driver.fetchrow(statement.sql, *statement.args({"email": email, "phone": phone}))
         return (row["id"], row["phone"]) if row is not None else None
 
     async def insert(self, table: Table, row: dict[str, Any]) -> None:
-        statement = _compiled(self._dialect, table.name, tuple(row))
+        statement = _compiled(self._dialect, _insert(table), tuple(row))
         await self._driver.execute(statement.sql, *statement.args(row))
 
     async def update_lead(self, lead_id: uuid.UUID, values: dict[str, Any]) -> None:
-        statement = _compiled(self._dialect, "update_lead", tuple(values))
+        statement = _compiled(self._dialect, _UPDATE_LEAD, tuple(values))
         await self._driver.execute(statement.sql, *statement.args({_LEAD_ID: lead_id, **values}))
 
 
@@ -139,7 +139,8 @@ class _Compiled:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=keys))
         if compiled.insert_prefetch or compiled.update_prefetch:
             # A Python-side default SQLAlchemy would fill in at execution: the caller must give it.
-            raise ValueError(f"values missing for columns with Python defaults: {compiled.insert_prefetch}")
+            missing = [c.name for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+            raise ValueError(f"values missing for columns with Python defaults: {missing}")
         self.sql = str(compiled)
         names = compiled.positiontup or []
         constants = compiled.params
@@ -161,12 +162,9 @@ class _Compiled:
 
 
 @functools.cache
-def _compiled(dialect: Dialect, what: str, keys: tuple[str, ...]) -> _Compiled:
-    if what == "find_lead":
-        return _Compiled(_FIND_LEAD, dialect)
-    if what == "update_lead":
-        return _Compiled(_UPDATE_LEAD, dialect, keys)
-    return _Compiled(_insert(_leads.metadata.tables[what]), dialect, keys)
+def _compiled(dialect: Dialect, statement: ClauseElement, column_keys: tuple[str, ...]) -> _Compiled:
+    """Once per statement and set of columns given (the statements are module-level, so they hash stably)."""
+    return _Compiled(statement, dialect, column_keys)
 
 
 _UPDATE_LEAD = update(_leads).where(_leads.c.id == bindparam(_LEAD_ID))
