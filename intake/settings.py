@@ -218,7 +218,7 @@ def _read() -> Settings:
         ),
         db=DatabaseSettings(
             url=_env("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'intake.db'}",
-            pool_size=_env_int("DATABASE_POOL_SIZE", 10),
+            pool_size=_env_int("DATABASE_POOL_SIZE", 20),
             echo=_env_bool("DATABASE_ECHO", False),
         ),
         clinic=ClinicSettings(

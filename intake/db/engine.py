@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -27,14 +28,29 @@ def create_engine(settings: DatabaseSettings, *, pre_ping: bool = True) -> Async
     ROLLBACK: three round trips before every request's own statements. The API turns it off: a
     connection that died with the server fails its first statement, which invalidates the whole
     pool, and the intake submission retries on a fresh connection.
+
+    The pool has a fixed size and no overflow: an overflow connection is closed as soon as it is
+    given back to a pool with enough idle ones, and under load (one short statement per
+    submission) that meant a new PostgreSQL backend every few requests. A request that finds all
+    connections busy waits for one.
     """
-    kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True, "pool_pre_ping": pre_ping}
+    kwargs: dict[str, Any] = {
+        "echo": settings.echo,
+        "hide_parameters": True,
+        "pool_pre_ping": pre_ping,
+        "json_serializer": _json_text,
+    }
     if not settings.is_sqlite:
-        kwargs.update(pool_size=settings.pool_size, max_overflow=settings.pool_size)
+        kwargs.update(pool_size=settings.pool_size, max_overflow=0)
     engine = create_async_engine(settings.url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns' text, by msgspec: several times faster than json.dumps on a screening's answers."""
+    return msgspec.json.encode(value).decode()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
