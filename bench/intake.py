@@ -6,9 +6,10 @@ freshly migrated PostgreSQL database (tables truncated before each):
 * app: the service itself (`intake.app:create_app`), with Redis as the Celery broker, the
   production shape (no Celery worker runs; the published tasks are flushed at the end).
 * ceiling: a bare Litestar app defined in this file. Its one POST endpoint decodes the same JSON
-  body with msgspec and runs the statements of a new submission in one transaction (SELECT the
-  lead by email or phone FOR UPDATE, INSERT leads, screenings, outbox_messages, consents) on a
-  raw asyncpg pool: no SQLAlchemy, no validation, no scoring, no broker.
+  body with msgspec and runs the app's one statement of a submission (find the lead by email or
+  phone and lock it, update it or insert it, insert the screening, the outbox message and the
+  consent: data-modifying CTEs) on a raw asyncpg pool: no SQLAlchemy, no validation, no scoring,
+  no broker.
 
 The load comes from a separate process: wrk with a Lua script when wrk is installed, else a
 Python asyncio loader. It keeps --concurrency keep-alive connections busy. Every request is a
@@ -220,17 +221,23 @@ _EMERGENCY_FLAGS = ("bladder_bowel", "saddle_numbness", "chest_abdomen")
 
 @dataclass(frozen=True)
 class CeilingSql:
-    select_lead: str
-    insert_lead: str
-    update_lead: str
+    submit: str
+    """The app's one statement per submission ($1 lead id, $2 now, then the lead columns, then
+    screening id, language, answers, tier, route, score, reasons, outbox id, queue, consent id,
+    email_followup, sms)."""
     lead_columns: tuple[str, ...]
 
 
 async def ceiling_sql(con: asyncpg.Connection) -> CeilingSql:
-    """The lead statements for the schema in place; refuses a schema with required columns it would skip."""
+    """The submission statement for the schema in place; refuses a schema with required columns it would skip.
+
+    It is the app's statement (intake/leads/store.py), written out by hand: find the lead by email
+    or phone and lock it, update it or insert a new one, insert the screening, the outbox message
+    and the consent, all in one statement (data-modifying CTEs), so one round trip.
+    """
     rows = await con.fetch(
         """
-        SELECT table_name, column_name, is_nullable = 'NO' AND column_default IS NULL AS required
+        SELECT table_name, column_name, udt_name, is_nullable = 'NO' AND column_default IS NULL AS required
         FROM information_schema.columns
         WHERE table_schema = current_schema() AND table_name = ANY($1::text[])
         ORDER BY table_name, ordinal_position
@@ -239,50 +246,81 @@ async def ceiling_sql(con: asyncpg.Connection) -> CeilingSql:
     )
     columns: dict[str, list[str]] = {}
     required: dict[str, set[str]] = {}
+    types: dict[tuple[str, str], str] = {}
     for row in rows:
         columns.setdefault(row["table_name"], []).append(row["column_name"])
+        types[row["table_name"], row["column_name"]] = row["udt_name"]
         if row["required"]:
             required.setdefault(row["table_name"], set()).add(row["column_name"])
     lead_columns = _LEAD_COLUMNS + tuple(c for c in _LEAD_OPTIONAL if c in columns.get("leads", []))
-    written = {**_WRITTEN, "leads": {"id", "created_at", "updated_at", "last_screened_at", "status", *lead_columns}}
+    written = {
+        **_WRITTEN,
+        "leads": {"id", "created_at", "updated_at", "last_screened_at", "status", *lead_columns},
+    }
     unknown = sorted(f"{t}.{c}" for t, cols in required.items() for c in cols - written[t])
     if unknown:
         raise RuntimeError(f"the ceiling does not write required column(s) {', '.join(unknown)}: update it")
-    n = len(lead_columns)
-    params = ", ".join(f"${i}" for i in range(3, n + 3))
-    return CeilingSql(
-        select_lead=(
-            f"SELECT {', '.join(columns['leads'])} FROM leads WHERE email = $1 OR phone = $2 "
-            "ORDER BY CASE WHEN email = $1 THEN 0 ELSE 1 END, created_at LIMIT 1 FOR UPDATE"
-        ),
-        insert_lead=(
-            f"INSERT INTO leads (id, created_at, updated_at, last_screened_at, status, {', '.join(lead_columns)}) "
-            f"VALUES ($1, $2, $2, $2, 'new', {params})"
-        ),
-        update_lead=(
-            "UPDATE leads SET updated_at = $2, last_screened_at = $2, "
-            + ", ".join(
-                f"{c} = coalesce(${i}, {c})" if c in {"phone", "zip"} else f"{c} = ${i}"
-                for i, c in enumerate(lead_columns, start=3)
-            )
-            + " WHERE id = $1"
-        ),
-        lead_columns=lead_columns,
-    )
+
+    numbers = iter(range(1, 1000))
+
+    def param(table: str, column: str) -> str:
+        return f"${next(numbers)}::{types[table, column]}"
+
+    lead_id, now = param("leads", "id"), param("leads", "created_at")
+    lead = {c: param("leads", c) for c in lead_columns}
+    screening = {c: param("screenings", c) for c in ("id", "language", "answers", "tier", "route", "score", "reasons")}
+    outbox_id, queue = param("outbox_messages", "id"), param("outbox_messages", "queue")
+    consent_id = param("consents", "id")
+    email_followup, sms = param("consents", "email_followup"), param("consents", "sms")
+    kept = "coalesce(ltrim(found.phone, '+'), '')"
+    assignments = [
+        f"{c} = coalesce({v}, leads.{c})"
+        if c in {"phone", "zip"}
+        else f"{c} = CASE WHEN {lead['phone']} IS NULL THEN left({v} || {kept}, 500) ELSE {v} END"
+        if c == "search_text"
+        else f"{c} = {v}"
+        for c, v in lead.items()
+    ]
+    submit = f"""
+WITH found AS (
+    SELECT id, phone FROM leads WHERE email = {lead["email"]} OR phone = {lead["phone"]}
+    ORDER BY CASE WHEN email = {lead["email"]} THEN 0 ELSE 1 END, created_at LIMIT 1 FOR UPDATE
+), updated AS (
+    UPDATE leads SET updated_at = {now}, last_screened_at = {now}, {", ".join(assignments)}
+    FROM found WHERE leads.id = found.id RETURNING leads.id
+), inserted AS (
+    INSERT INTO leads (id, created_at, updated_at, last_screened_at, status, {", ".join(lead_columns)})
+    SELECT {lead_id}, {now}, {now}, {now}, 'new', {", ".join(lead.values())}
+    WHERE NOT EXISTS (SELECT FROM found) RETURNING id
+), lead AS (
+    SELECT id FROM updated UNION ALL SELECT id FROM inserted
+), screening AS (
+    INSERT INTO screenings (id, created_at, lead_id, language, answers, rule_set_version, tier, route, score, reasons)
+    SELECT {screening["id"]}, {now}, lead.id, {screening["language"]}, {screening["answers"]}, '2026-11.1',
+           {screening["tier"]}, {screening["route"]}, {screening["score"]}, {screening["reasons"]} FROM lead
+), outbox AS (
+    INSERT INTO outbox_messages (id, created_at, topic, ref_id, queue, publish_count)
+    VALUES ({outbox_id}, {now}, 'route_screening', {screening["id"]}, {queue}, 0)
+), consent AS (
+    INSERT INTO consents (id, created_at, lead_id, screening_id, privacy_notice_version, privacy_accepted_at,
+                          email_followup, sms)
+    SELECT {consent_id}, {now}, lead.id, {screening["id"]}, '2026-11-01', {now}, {email_followup}, {sms} FROM lead
+)
+SELECT id FROM lead"""
+    return CeilingSql(submit=submit, lead_columns=lead_columns)
 
 
 def create_ceiling_app() -> Litestar:
-    """uvicorn factory of the ceiling (env: BENCH_CEILING_DSN, BENCH_CEILING_POOL_MIN/MAX)."""
+    """uvicorn factory of the ceiling (env: BENCH_CEILING_DSN, BENCH_CEILING_POOL_SIZE)."""
     from uuid_utils.compat import uuid7 as new_id  # the app's ids: UUIDv7, time-ordered
 
     dsn = os.environ["BENCH_CEILING_DSN"]
-    pool_min = int(os.environ.get("BENCH_CEILING_POOL_MIN", "10"))
-    pool_max = int(os.environ.get("BENCH_CEILING_POOL_MAX", "20"))
+    pool_size = int(os.environ.get("BENCH_CEILING_POOL_SIZE", "20"))
     state: dict[str, Any] = {}
     encode = msgspec.json.encode
 
     async def open_pool(_: Litestar) -> None:
-        state["pool"] = pool = await asyncpg.create_pool(dsn, min_size=pool_min, max_size=pool_max)
+        state["pool"] = pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
         async with pool.acquire() as con:
             state["sql"] = await ceiling_sql(con)
 
@@ -321,35 +359,23 @@ def create_ceiling_app() -> Litestar:
         }
         values = [lead[c] for c in sql.lead_columns]
         now = dt.datetime.now(dt.UTC)
-        lead_id, screening_id = new_id(), new_id()
-        async with state["pool"].acquire() as con, con.transaction():
-            found = await con.fetchrow(sql.select_lead, email, phone)
-            if found is None:
-                await con.execute(sql.insert_lead, lead_id, now, *values)
-            else:
-                lead_id = found["id"]
-                await con.execute(sql.update_lead, lead_id, now, *values)
-            await con.execute(
-                _INSERT_SCREENING,
-                screening_id,
+        screening_id = new_id()
+        async with state["pool"].acquire() as con:
+            lead_id = await con.fetchval(
+                sql.submit,
+                new_id(),
                 now,
-                lead_id,
+                *values,
+                screening_id,
                 data["language"],
                 encode(answers).decode(),
-                "2026-11.1",
                 tier,
                 route,
                 score,
                 encode(reasons).decode(),
-            )
-            await con.execute(_INSERT_OUTBOX, new_id(), now, screening_id, "alerts" if emergency else "intake")
-            await con.execute(
-                _INSERT_CONSENT,
                 new_id(),
-                now,
-                lead_id,
-                screening_id,
-                "2026-11-01",
+                "alerts" if emergency else "intake",
+                new_id(),
                 bool(consent.get("email_followup")),
                 bool(consent.get("sms")),
             )
@@ -843,6 +869,17 @@ def reset_tables(dsn: str) -> None:
     asyncio.run(reset())
 
 
+def analyze(dsn: str) -> None:
+    """Statistics from the rows the warm-up wrote, as a clinic's database has from its history.
+
+    Without it the planner keeps planning for the empty tables the target started from: the
+    servers' prepared statements settle on generic plans that scan the whole leads table, each
+    request slower than the one before, for a minute until autovacuum analyzes. ANALYZE also
+    makes every server re-plan its prepared statements.
+    """
+    asyncio.run(_db(dsn, "ANALYZE"))
+
+
 def screening_count(dsn: str) -> int:
     return int(asyncio.run(_db(dsn, "SELECT count(*) FROM screenings"))[0])
 
@@ -941,7 +978,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto", help="load generator")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1 leaves the most CPU to the servers)")
     p.add_argument("--targets", default="app,ceiling", help="comma-separated, run in this order")
-    p.add_argument("--pool-size", type=int, default=10, help="app DATABASE_POOL_SIZE; ceiling pool max = 2x")
+    p.add_argument(
+        "--pool-size", type=int, default=20, help="database connections of each server (the app's DATABASE_POOL_SIZE)"
+    )
     p.add_argument("--log-level", default="INFO", help="the app's LOG_LEVEL (production's default: INFO)")
     p.add_argument("--keep-db", action="store_true", help="leave the benchmark database in place")
     p.add_argument(
@@ -1015,6 +1054,7 @@ def run_target(
             warm = load(args, wrk, script, url, args.warmup, f"{run_id}{name[0]}w")
         print(f"  {name}: measuring {args.duration:g}s at concurrency {args.concurrency}", flush=True)
         rows_before = settle(dsn)
+        analyze(dsn)
         spy = None
         extra: dict[str, Any] = {}
         if args.py_spy:
@@ -1173,8 +1213,7 @@ def main(argv: list[str] | None = None) -> int:
                 ceiling_env = {
                     **base_env,
                     "BENCH_CEILING_DSN": dsn,
-                    "BENCH_CEILING_POOL_MIN": str(args.pool_size),
-                    "BENCH_CEILING_POOL_MAX": str(2 * args.pool_size),
+                    "BENCH_CEILING_POOL_SIZE": str(args.pool_size),
                 }
                 server = Server(
                     "ceiling",

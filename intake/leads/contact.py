@@ -71,5 +71,9 @@ def check_contact(contact: ContactIn) -> tuple[Contact | None, list[FieldError]]
 
 
 def search_text(first_name: str, last_name: str, email: str, phone: str | None) -> str:
-    """What the staff search box matches: names, email and phone digits, lower-cased."""
+    """What the staff search box matches: names, email and phone digits, lower-cased.
+
+    The phone's digits come last, so a text made without a phone plus a phone's digits is the
+    text made with that phone: the submission store relies on it to keep a phone on file.
+    """
     return f"{first_name} {last_name} {email} {(phone or '').lstrip('+')}".lower()[:500]

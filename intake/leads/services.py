@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
 import structlog
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from intake.booking.links import booking_url
 from intake.db.base import new_id, utcnow
-from intake.db.models import Consent, IdempotencyRecord, Lead, OutboxMessage, Screening, urgency_of
+from intake.db.models import IdempotencyRecord, urgency_of
 from intake.leads.contact import Contact, check_contact, search_text
 from intake.leads.schemas import (
     ActionOut,
@@ -24,7 +24,7 @@ from intake.leads.schemas import (
     IntakeSubmission,
     ReasonOut,
 )
-from intake.leads.store import Disconnected, WriteConflict, submission_writer
+from intake.leads.store import Disconnected, SubmissionRows, WriteConflict, write_submission
 from intake.messaging import kinds
 from intake.messaging.outbox import Publication, routing_queue
 from intake.messaging.publisher import BackgroundPublisher
@@ -36,12 +36,6 @@ log = structlog.get_logger(__name__)
 # A concurrent first submission by the same person races us to the unique email: try again once it
 # has committed, and we find their lead.
 _ATTEMPTS = 3
-
-_leads = cast(Table, Lead.__table__)
-_screenings = cast(Table, Screening.__table__)
-_outbox = cast(Table, OutboxMessage.__table__)
-_consents = cast(Table, Consent.__table__)
-_idempotency = cast(Table, IdempotencyRecord.__table__)
 
 
 class SubmissionInvalid(Exception):
@@ -161,89 +155,82 @@ class IntakeService:
         }
         screening_id, outbox_id = new_id(), new_id()
         queue = routing_queue(route)
+        rows = SubmissionRows(
+            lead={"id": new_id(), "created_at": now, "status": "new", **_contact_values(contact, lang), **triage},
+            screening={
+                "id": screening_id,
+                "created_at": now,
+                "language": lang,
+                "answers": answers,
+                "rule_set_version": rule_set.version,
+                "tier": tier,
+                "route": route,
+                "score": score,
+                "reasons": [{"code": r.code, "tier": r.tier.value, "text": r.text} for r in reasons],
+                "rescored_from_id": None,
+            },
+            outbox={
+                "id": outbox_id,
+                "created_at": now,
+                "topic": kinds.TOPIC_ROUTE_SCREENING,
+                "ref_id": screening_id,
+                "queue": queue,
+                "publish_count": 0,
+            },
+            consent={
+                "id": new_id(),
+                "created_at": now,
+                "screening_id": screening_id,
+                "privacy_notice_version": clinic.privacy_notice_version,
+                "privacy_accepted_at": now,
+                "email_followup": submission.consent.email_followup,
+                "sms": submission.consent.sms,
+            },
+        )
 
-        async with submission_writer(self._engine) as writer:
-            # Lock the person's lead (the same email first, else the same phone) until commit.
-            found = await writer.find_lead(contact.email, contact.phone)
-            details = _contact_values(contact, lang, kept_phone=found[1] if found else None)
-            if found is None:
-                lead_id = new_id()
-                await writer.insert(_leads, {"id": lead_id, "created_at": now, "status": "new", **details, **triage})
-            else:
-                lead_id = found[0]
-                await writer.update_lead(lead_id, {**details, **triage})
+        def answer(lead_id: uuid.UUID) -> dict[str, Any]:
             # The person's own signed link: they can book straight from the answer.
             advice = rule_set.advice(
                 assessment, lang, clinic_phone=clinic.phone, booking_url=booking_url(self._settings, lead_id)
             )
-            await writer.insert(
-                _screenings,
-                {
-                    "id": screening_id,
-                    "created_at": now,
-                    "lead_id": lead_id,
-                    "language": lang,
-                    "answers": answers,
-                    "rule_set_version": rule_set.version,
-                    "tier": tier,
-                    "route": route,
-                    "score": score,
-                    "reasons": [{"code": r.code, "tier": r.tier.value, "text": r.text} for r in reasons],
-                    "rescored_from_id": None,
-                },
+            return cast(
+                dict[str, Any],
+                msgspec.to_builtins(
+                    IntakeResult(
+                        lead_id=lead_id,
+                        screening_id=screening_id,
+                        tier=tier,
+                        route=route,
+                        score=score,
+                        rule_set=rule_set.version,
+                        reasons=[ReasonOut(code=r.code, text=r.text) for r in reasons],
+                        advice=AdviceOut(
+                            title=advice.title,
+                            body=advice.body,
+                            actions=[ActionOut(kind=a.kind, label=a.label, href=a.href) for a in advice.actions],
+                        ),
+                        disclaimer=rule_set.disclaimer(lang),
+                    )
+                ),
             )
-            await writer.insert(
-                _outbox,
-                {
-                    "id": outbox_id,
-                    "created_at": now,
-                    "topic": kinds.TOPIC_ROUTE_SCREENING,
-                    "ref_id": screening_id,
-                    "queue": queue,
-                    "publish_count": 0,
-                },
-            )
-            await writer.insert(
-                _consents,
-                {
-                    "id": new_id(),
-                    "created_at": now,
-                    "lead_id": lead_id,
-                    "screening_id": screening_id,
-                    "privacy_notice_version": clinic.privacy_notice_version,
-                    "privacy_accepted_at": now,
-                    "email_followup": submission.consent.email_followup,
-                    "sms": submission.consent.sms,
-                },
-            )
-            result = msgspec.to_builtins(
-                IntakeResult(
-                    lead_id=lead_id,
-                    screening_id=screening_id,
-                    tier=tier,
-                    route=route,
-                    score=score,
-                    rule_set=rule_set.version,
-                    reasons=[ReasonOut(code=r.code, text=r.text) for r in reasons],
-                    advice=AdviceOut(
-                        title=advice.title,
-                        body=advice.body,
-                        actions=[ActionOut(kind=a.kind, label=a.label, href=a.href) for a in advice.actions],
-                    ),
-                    disclaimer=rule_set.disclaimer(lang),
-                )
-            )
-            if idempotency_key:
-                await writer.insert(
-                    _idempotency,
-                    {
-                        "key": _scoped(idempotency_key),
-                        "request_hash": request_hash,
-                        "status_code": 201,
-                        "response": result,
-                        "created_at": now,
-                    },
-                )
+
+        result: dict[str, Any] | None = None
+
+        def idempotency_record(lead_id: uuid.UUID) -> dict[str, Any]:
+            # Kept in the same transaction: a retried request gets this very answer back.
+            nonlocal result
+            result = answer(lead_id)
+            return {
+                "key": _scoped(cast(str, idempotency_key)),
+                "request_hash": request_hash,
+                "status_code": 201,
+                "response": result,
+                "created_at": now,
+            }
+
+        lead_id = await write_submission(self._engine, rows, idempotency_record if idempotency_key else None)
+        if result is None:
+            result = answer(lead_id)
         log.info(
             "intake.screened",
             lead_id=str(lead_id),
@@ -259,26 +246,23 @@ class IntakeService:
         return IntakeOutcome(result=result, replayed=False)
 
 
-def _contact_values(contact: Contact, language: str, kept_phone: str | None) -> dict[str, Any]:
+def _contact_values(contact: Contact, language: str) -> dict[str, Any]:
     """The newest details win: a returning person may have moved, or changed their number.
 
-    A phone or ZIP left out keeps the one on file (the keys are left out of the UPDATE).
+    A phone or ZIP left out (None) keeps the one on file, and the search text the phone on file
+    (see `write_submission`).
     """
-    phone = contact.phone or kept_phone
-    values: dict[str, Any] = {
+    return {
         "first_name": contact.first_name,
         "last_name": contact.last_name,
         "email": contact.email,
+        "phone": contact.phone,
         "preferred_contact": contact.preferred_contact,
         "location": contact.location,
+        "zip": contact.zip,
         "language": language,
-        "search_text": search_text(contact.first_name, contact.last_name, contact.email, phone),
+        "search_text": search_text(contact.first_name, contact.last_name, contact.email, contact.phone),
     }
-    if contact.phone:
-        values["phone"] = contact.phone
-    if contact.zip:
-        values["zip"] = contact.zip
-    return values
 
 
 def _scoped(key: str) -> str:

@@ -88,6 +88,28 @@ async def test_returning_person_keeps_one_lead_with_history(client: Client, db: 
     assert lead.tier == "routine"  # the latest screening's triage
 
 
+async def test_a_returning_person_gets_the_newest_details_and_keeps_a_phone_or_zip_left_out(
+    client: Client, db: AsyncEngine
+) -> None:
+    first = await client.post("/api/intake", json=submission(email="keep@example.com", phone="(561) 555-0199"))
+    (before,) = await _rows(db, Lead)
+    async with db.begin() as connection:  # staff worked on the lead meanwhile
+        await connection.execute(text("UPDATE leads SET status = 'contacted'"))
+    again = await client.post(
+        "/api/intake",
+        json=submission(
+            EMERGENCY_ANSWERS, email="keep@example.com", phone=None, zip=None, first_name="Rosie", location="virtual"
+        ),
+    )
+    assert first.json()["lead_id"] == again.json()["lead_id"]
+    (lead,) = await _rows(db, Lead)
+    assert (lead.first_name, lead.location, lead.tier) == ("Rosie", "virtual", "emergency")
+    assert (lead.phone, lead.zip) == ("+15615550199", "33431")  # left out: kept
+    assert lead.search_text == "rosie delgado keep@example.com 15615550199"  # still found by phone
+    assert lead.status == "contacted" and lead.created_at == before.created_at
+    assert lead.updated_at > before.updated_at
+
+
 async def test_idempotency_key_replays_the_first_answer(client: Client, db: AsyncEngine) -> None:
     payload = submission(EMERGENCY_ANSWERS)
     headers = {"Idempotency-Key": str(uuid.uuid4())}
