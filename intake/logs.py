@@ -7,6 +7,7 @@ import sys
 import traceback
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy.exc import DBAPIError
 
@@ -32,7 +33,7 @@ def configure_logging(settings: AppSettings) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if settings.log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -58,6 +59,11 @@ def configure_logging(settings: AppSettings) -> None:
     root.setLevel(settings.log_level)
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(max(level, logging.getLevelName(settings.log_level)))
+
+
+def _json_line(event: dict[str, Any], **_: Any) -> str:
+    """One JSON line by msgspec (several times faster than json.dumps); anything else as its str()."""
+    return msgspec.json.encode(event, enc_hook=str).decode()
 
 
 def error_summary(exc: BaseException) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
@@ -22,7 +22,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         method = str(scope.get("method", ""))
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SAFE_ID.match(incoming) else os.urandom(16).hex()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500

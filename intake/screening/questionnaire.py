@@ -99,25 +99,39 @@ class Questionnaire:
 
 
 def _check_value(item: Item, value: object) -> str | None:
-    """What is wrong with a given (non-null) answer to `item`, in English, or None."""
-    name = f"'{item.link_id}'"
+    """What is wrong with a given (non-null) answer to `item`, in English, or None.
+
+    Every submission passes here item by item: the messages are only made for a wrong answer.
+    """
     if item.type == "boolean":
-        return None if isinstance(value, bool) else f"{name} must be true or false."
+        return None if isinstance(value, bool) else f"'{item.link_id}' must be true or false."
     if item.type == "integer":
         return _check_integer(item, value)
     if item.type == "text":
         if not isinstance(value, str):
-            return f"{name} must be text."
+            return f"'{item.link_id}' must be text."
         if item.max_length is not None and len(value) > item.max_length:
-            return f"{name} must be at most {item.max_length} characters long (it has {len(value)})."
+            return f"'{item.link_id}' must be at most {item.max_length} characters long (it has {len(value)})."
         return None
-    choices = ", ".join(item.options)
     if not item.repeats:
+        if isinstance(value, str) and value in item.options:
+            return None
         if not isinstance(value, str):
-            return f"{name} must be one of these codes: {choices}."
-        if value not in item.options:
-            return f"{name} has no option {_shown(value)}; choose one of: {choices}."
+            return f"'{item.link_id}' must be one of these codes: {_choices(item)}."
+        return f"'{item.link_id}' has no option {_shown(value)}; choose one of: {_choices(item)}."
+    if (
+        isinstance(value, list)
+        and all(isinstance(code, str) and code in item.options for code in value)
+        and len(set(value)) == len(value)
+        and (value or not item.required)
+    ):
         return None
+    return _wrong_codes(item, value)
+
+
+def _wrong_codes(item: Item, value: object) -> str:
+    """What is wrong with an answer to a multiple-choice item that is known to be wrong."""
+    name, choices = f"'{item.link_id}'", _choices(item)
     if not isinstance(value, list):
         return f"{name} must be a list of codes, chosen from: {choices}."
     if not all(isinstance(code, str) for code in value):
@@ -127,13 +141,14 @@ def _check_value(item: Item, value: object) -> str | None:
         # A few codes are enough to fix the request; echoing thousands is not.
         shown = ", ".join(_shown(code) for code in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
         return f"{name} has no option {shown}; choose from: {choices}."
-    counts = Counter(value)
-    repeated = [code for code, count in counts.items() if count > 1]
+    repeated = [code for code, count in Counter(value).items() if count > 1]
     if repeated:
         return f"{name} lists {', '.join(_shown(code) for code in repeated)} more than once."
-    if item.required and not value:
-        return f"{name} is required: choose at least one of: {choices}."
-    return None
+    return f"{name} is required: choose at least one of: {choices}."
+
+
+def _choices(item: Item) -> str:
+    return ", ".join(item.options)
 
 
 def _check_integer(item: Item, value: object) -> str | None:

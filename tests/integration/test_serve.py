@@ -126,7 +126,7 @@ def test_logs_carry_no_patient_data(tmp_path: Path, pg_url: str) -> None:
         assert search.status_code == 200
         time.sleep(0.5)
         logs = served.logs()
-    assert '"event": "http.request"' in logs  # JSON lines in production
+    assert '"event":"http.request"' in logs  # JSON lines in production
     assert "intake.screened" in logs
     for secret in (
         "Marisol",
