@@ -7,13 +7,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import emptied_after
 from tests.factories import EMERGENCY_ANSWERS, submission
 from tests.services import wait_for
 
@@ -108,8 +109,15 @@ def test_embedded_default_routes_end_to_end_into_eml_files(embedded: Served, tmp
     assert any("frontdesk@" in r for r in recipients)  # the staff alert
 
 
-def test_logs_carry_no_patient_data(tmp_path: Path, pg_url: str) -> None:
-    production = {"DATABASE_URL": pg_url, "INTAKE_ENV": "production", "JWT_SECRET": "x" * 40}
+@pytest.fixture
+async def emptied_pg(pg_url: str) -> AsyncIterator[str]:
+    """PostgreSQL for a served process, emptied afterwards as the other PostgreSQL tests leave it."""
+    async for _ in emptied_after(pg_url):
+        yield pg_url
+
+
+def test_logs_carry_no_patient_data(tmp_path: Path, emptied_pg: str) -> None:
+    production = {"DATABASE_URL": emptied_pg, "INTAKE_ENV": "production", "JWT_SECRET": "x" * 40}
     for served in _serve(tmp_path, production):
         payload = submission(
             {**EMERGENCY_ANSWERS, "goals": "Carry my granddaughter Zuleika again"},
