@@ -96,18 +96,19 @@ async def write_submission(engine: AsyncEngine, rows: SubmissionRows, idempotenc
 
 async def _write_asyncpg(engine: AsyncEngine, rows: SubmissionRows, idempotency: IdempotencyRow | None) -> uuid.UUID:
     dialect = engine.dialect
-    submit = _compiled(dialect, _submission_statement(dialect, *(tuple(r) for r in _parts(rows))), ())
-    values = _statement_values(rows)
+    parts = _parts(rows)
+    submit = _submission(dialect, tuple(tuple(part) for part in parts))
+    args = submit.args(parts)
     async with engine.connect() as conn:
         # SQLAlchemy's adapter has no transaction open on this connection, so giving it back to
         # the pool needs no round trip.
         driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
         try:
             if idempotency is None:
-                lead_id: uuid.UUID = await driver.fetchval(submit.sql, *submit.args(values))
+                lead_id: uuid.UUID = await driver.fetchval(submit.sql, *args)
             else:
                 async with driver.transaction():
-                    lead_id = await driver.fetchval(submit.sql, *submit.args(values))
+                    lead_id = await driver.fetchval(submit.sql, *args)
                     record = idempotency(lead_id)
                     keep = _compiled(dialect, _insert(_idempotency), tuple(record))
                     await driver.execute(keep.sql, *keep.args(record))
@@ -130,13 +131,26 @@ def _parts(rows: SubmissionRows) -> tuple[dict[str, Any], ...]:
     return rows.lead, rows.screening, rows.outbox, rows.consent
 
 
-def _statement_values(rows: SubmissionRows) -> dict[str, Any]:
-    """The statement's parameters: each table's values under a prefix of its own (`l_`, `s_`, ...)."""
-    values: dict[str, Any] = {}
-    for prefix, row in zip(_PREFIXES, _parts(rows), strict=True):
-        for key, value in row.items():
-            values[prefix + key] = value
-    return values
+class _SubmissionStatement:
+    """The submission statement compiled once, and where each of its $n values comes from."""
+
+    def __init__(self, dialect: Dialect, keys: tuple[tuple[str, ...], ...]):
+        compiled = _Compiled(_submission_statement(dialect, *keys), dialect)
+        self.sql = compiled.sql
+        # Parameters are named by table prefix and column: `l_email` is the lead's "email".
+        self._plan = [(_PREFIXES.index(name[:2]), name[2:], process) for name, _, process in compiled.plan]
+
+    def args(self, parts: tuple[dict[str, Any], ...]) -> list[Any]:
+        out = []
+        for part, key, process in self._plan:
+            value = parts[part][key]
+            out.append(process(value) if process is not None and value is not None else value)
+        return out
+
+
+@functools.cache
+def _submission(dialect: Dialect, keys: tuple[tuple[str, ...], ...]) -> _SubmissionStatement:
+    return _SubmissionStatement(dialect, keys)
 
 
 _PREFIXES = ("l_", "s_", "o_", "c_")
@@ -227,7 +241,7 @@ class _Compiled:
         self.sql = str(compiled)
         names = compiled.positiontup or []
         constants = compiled.params
-        self._plan: list[tuple[str, Any, Callable[[Any], Any] | None]] = [
+        self.plan: list[tuple[str, Any, Callable[[Any], Any] | None]] = [
             (
                 name,
                 constants.get(name),
@@ -238,7 +252,7 @@ class _Compiled:
 
     def args(self, values: dict[str, Any]) -> list[Any]:
         out = []
-        for name, constant, process in self._plan:
+        for name, constant, process in self.plan:
             value = values.get(name, constant)
             out.append(process(value) if process is not None and value is not None else value)
         return out
