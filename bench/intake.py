@@ -869,6 +869,9 @@ def reset_tables(dsn: str) -> None:
     asyncio.run(reset())
 
 
+_REPLAN_SECONDS = 2.0
+
+
 def analyze(dsn: str) -> None:
     """Statistics from the rows the warm-up wrote, as a clinic's database has from its history.
 
@@ -1052,9 +1055,12 @@ def run_target(
         if args.warmup > 0:
             print(f"  {name}: warm-up {args.warmup:g}s", flush=True)
             warm = load(args, wrk, script, url, args.warmup, f"{run_id}{name[0]}w")
+            settle(dsn)
+            analyze(dsn)
+            # ANALYZE made every connection re-plan its statements: let them, before measuring.
+            load(args, wrk, script, url, _REPLAN_SECONDS, f"{run_id}{name[0]}r")
         print(f"  {name}: measuring {args.duration:g}s at concurrency {args.concurrency}", flush=True)
         rows_before = settle(dsn)
-        analyze(dsn)
         spy = None
         extra: dict[str, Any] = {}
         if args.py_spy:
