@@ -47,7 +47,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -68,6 +67,15 @@ from litestar import Litestar, Request, Response, get, post
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# Run as a script, this folder comes first on sys.path and this file would shadow the `intake`
+# package: drop it, and put the repository on the path for `bench.common`.
+if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from bench.common import CLOCK_TICKS, free_port, process_cpu, stop_process  # noqa: E402 - after the path is set
+
 RESULTS = HERE / "results" / "intake.json"
 
 INTAKE_PATH = "/api/intake"
@@ -634,15 +642,7 @@ _children: list[subprocess.Popen[bytes]] = []
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_process(proc, timeout=grace)
     if proc in _children:
         _children.remove(proc)
 
@@ -663,12 +663,6 @@ def run_child(argv: list[str], timeout: float, env: dict[str, str] | None = None
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} exited {proc.returncode}:\n{err.decode(errors='replace')}")
     return out.decode(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -723,17 +717,6 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
 # CPU accounting from /proc: how much of the 2 cores each party used during the measured run.
 # ---------------------------------------------------------------------------------------------
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _proc_cpu(pid: int) -> float:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
 
 def _cpu_by_name(names: tuple[str, ...], database: str | None = None) -> float:
     """CPU seconds of the processes named so; for PostgreSQL, only the backends of `database`.
@@ -755,7 +738,7 @@ def _cpu_by_name(names: tuple[str, ...], database: str | None = None) -> float:
                         continue
             except OSError:
                 continue
-            total += _proc_cpu(int(entry.name))
+            total += process_cpu(int(entry.name))
     return total
 
 
@@ -766,7 +749,7 @@ def _machine_busy() -> tuple[float, float]:
     except OSError:
         return 0.0, 0.0
     idle = values[3] + values[4]
-    return (sum(values) - idle) / _TICK, sum(values) / _TICK
+    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
 
 
 @dataclass
@@ -781,7 +764,7 @@ class CpuSample:
     def take(cls, server_pid: int, database: str) -> CpuSample:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return cls(
-            server=_proc_cpu(server_pid),
+            server=process_cpu(server_pid),
             postgres=_cpu_by_name(("postgres", "postmaster"), database),
             redis=_cpu_by_name(("redis-server",)),
             loader=children.ru_utime + children.ru_stime,

@@ -156,7 +156,6 @@ def _submission(dialect: Dialect, keys: tuple[tuple[str, ...], ...]) -> _Submiss
 _PREFIXES = ("l_", "s_", "o_", "c_")
 
 
-@functools.cache
 def _submission_statement(
     dialect: Dialect,
     lead: tuple[str, ...],
@@ -164,7 +163,8 @@ def _submission_statement(
     outbox: tuple[str, ...],
     consent: tuple[str, ...],
 ) -> ClauseElement:
-    """The whole submission as one PostgreSQL statement, for rows with these keys."""
+    """The whole submission as one PostgreSQL statement, for rows with these keys (built once per
+    set of keys, by `_submission`)."""
     params: list[Any] = []
 
     def p(prefix: str, table: Table, column: str) -> str:

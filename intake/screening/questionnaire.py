@@ -167,9 +167,9 @@ def _check_integer(item: Item, value: object) -> str | None:
 
 def _missing_message(item: Item) -> str:
     if item.type == "choice" and item.repeats:
-        return f"'{item.link_id}' is required: choose at least one of: {', '.join(item.options)}."
+        return f"'{item.link_id}' is required: choose at least one of: {_choices(item)}."
     if item.type == "choice":
-        return f"'{item.link_id}' is required: choose one of: {', '.join(item.options)}."
+        return f"'{item.link_id}' is required: choose one of: {_choices(item)}."
     if item.type == "integer":
         return f"'{item.link_id}' is required: a whole number from {item.minimum} to {item.maximum}."
     return f"'{item.link_id}' is required."
