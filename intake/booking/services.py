@@ -59,11 +59,10 @@ from intake.db.models import (
     AvailabilityRule,
     Booking,
     Lead,
-    LeadEvent,
     LocationSettings,
     StaffMember,
 )
-from intake.leads.pipeline import OPEN
+from intake.leads import lifecycle
 from intake.leads.schemas import StaffRef
 from intake.messaging import followups, kinds
 from intake.messaging.outbox import Publication, delivery_row, publication_of_delivery
@@ -72,6 +71,7 @@ from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings
 from intake.staff import audit
+from intake.vocabulary import OPEN_STATUSES, LeadStatus
 
 log = structlog.get_logger(__name__)
 
@@ -420,12 +420,15 @@ class BookingService:
     ) -> tuple[Publication, ...]:
         """The lead's status, the follow-up schedule and, for a new time or a cancellation, the email
         that updates the person's calendar."""
+        new, contacted, booked = LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.CONSULT_BOOKED
         if event in ("booked", "moved"):
-            self._move_lead(session, lead, "consult_booked", ("new", "contacted"), actor_id, now)
+            await lifecycle.follow(session, lead, booked, only_from=(new, contacted), actor_id=actor_id, now=now)
         elif event == "attended":
-            self._move_lead(session, lead, "consult_done", ("new", "contacted", "consult_booked"), actor_id, now)
+            await lifecycle.follow(
+                session, lead, LeadStatus.CONSULT_DONE, only_from=(new, contacted, booked), actor_id=actor_id, now=now
+            )
         else:
-            self._move_lead(session, lead, "contacted", ("consult_booked",), actor_id, now)
+            await lifecycle.follow(session, lead, contacted, only_from=(booked,), actor_id=actor_id, now=now)
         lead.updated_at = now
         await followups.booking_changed(session, lead=lead, booking=booking, event=event, window=self._window, now=now)
         if event in ("booked", "moved"):
@@ -443,30 +446,6 @@ class BookingService:
         )
         session.add(delivery)
         return (publication_of_delivery(delivery),)
-
-    @staticmethod
-    def _move_lead(
-        session: AsyncSession,
-        lead: Lead,
-        target: str,
-        from_statuses: tuple[str, ...],
-        actor_id: uuid.UUID | None,
-        now: dt.datetime,
-    ) -> None:
-        if lead.status not in from_statuses or lead.status == target:
-            return
-        session.add(
-            LeadEvent(
-                id=new_id(),
-                created_at=now,
-                lead_id=lead.id,
-                actor_id=actor_id,
-                kind="status_changed",
-                from_value=lead.status,
-                to_value=target,
-            )
-        )
-        lead.status = target
 
     async def _locked_lead(self, session: AsyncSession, lead_id: uuid.UUID) -> Lead:
         if not await lock(session, Lead, lead_id):
@@ -553,7 +532,7 @@ class BookingService:
             async with self._sessionmaker() as session, session.begin():
                 lead = await self._locked_lead(session, lead_id)
                 location = lead.location
-                if lead.status not in OPEN:
+                if lead.status not in OPEN_STATUSES:
                     raise Conflict(
                         f"Please call us at {self._settings.clinic.phone} to book your consultation.",
                         phone=self._settings.clinic.phone,
@@ -807,7 +786,7 @@ class BookingService:
                 location = data.location or lead.location
                 if data.clinician_id is not None:
                     await clinician(session, data.clinician_id, "clinician_id")
-                if lead.status not in OPEN:
+                if lead.status not in OPEN_STATUSES:
                     raise Conflict(f"The lead is {lead.status}: only an open lead can be booked.")
                 self._check_area(lead, location)
                 if await self._live_booking(session, lead.id) is not None:

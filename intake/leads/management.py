@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, func, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -26,7 +26,8 @@ from intake.db.models import (
     Screening,
     StaffMember,
 )
-from intake.leads.pipeline import CLOSED_REASONS, STATUSES, STOPS_FOLLOW_UPS, allowed_next
+from intake.leads import lifecycle
+from intake.leads.lifecycle import allowed_next
 from intake.leads.schemas import (
     LeadFilters,
     LeadPage,
@@ -39,12 +40,11 @@ from intake.leads.schemas import (
     Sort,
     StaffRef,
 )
-from intake.messaging import followups, kinds
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings
 from intake.staff import audit
-from intake.staff.guards import CAN_SEE_ANSWERS
+from intake.vocabulary import CAN_SEE_ANSWERS, CLOSED_REASONS, LEAD_STATUSES, LeadStatus
 
 _TIER_RANK = {tier.value: tier.rank for tier in Tier}
 _Assignee = aliased(StaffMember)
@@ -65,7 +65,6 @@ _ROW_COLUMNS = (
     Lead.last_contact_at,
     Lead.next_follow_up_at,
 )
-PATIENT_FACING_UNFINISHED = ("queued", "failed")
 
 
 def _search_term(q: str) -> str:
@@ -106,8 +105,8 @@ class LeadService:
         conditions: list[ColumnElement[bool]] = []
         problems: list[FieldProblem] = []
         if filters.status is not None:
-            if filters.status not in STATUSES:
-                problems.append(FieldProblem("status", f"Status must be one of {', '.join(STATUSES)}."))
+            if filters.status not in LEAD_STATUSES:
+                problems.append(FieldProblem("status", f"Status must be one of {', '.join(LEAD_STATUSES)}."))
             conditions.append(Lead.status == filters.status)
         if filters.tier is not None:
             rank = _TIER_RANK.get(filters.tier)
@@ -380,14 +379,14 @@ class LeadService:
         self, session: AsyncSession, lead: Lead, patch: LeadPatch, actor: StaffMember, now: dt.datetime
     ) -> None:
         target = str(patch.status)
-        if target not in STATUSES:
-            raise InvalidFields([FieldProblem("status", f"Status must be one of {', '.join(STATUSES)}.")])
+        if target not in LEAD_STATUSES:
+            raise InvalidFields([FieldProblem("status", f"Status must be one of {', '.join(LEAD_STATUSES)}.")])
         reason = patch.closed_reason if patch.closed_reason is not msgspec.UNSET else None
-        if target == "closed" and reason not in CLOSED_REASONS:
+        if target == LeadStatus.CLOSED and reason not in CLOSED_REASONS:
             raise InvalidFields(
                 [FieldProblem("closed_reason", f"Closing needs a reason: one of {', '.join(CLOSED_REASONS)}.")]
             )
-        if target != "closed" and reason is not None:
+        if target != LeadStatus.CLOSED and reason is not None:
             raise InvalidFields([FieldProblem("closed_reason", "A closing reason goes with status `closed`.")])
         allowed = allowed_next(lead.status)
         if target not in allowed:
@@ -396,38 +395,9 @@ class LeadService:
                 + (f" Allowed: {', '.join(allowed)}." if allowed else " It is no longer open."),
                 allowed=list(allowed),
             )
-        session.add(
-            LeadEvent(
-                id=new_id(),
-                created_at=now,
-                lead_id=lead.id,
-                actor_id=actor.id,
-                kind="status_changed",
-                from_value=lead.status,
-                to_value=target,
-                reason=reason,
-            )
-        )
-        lead.status = target
-        lead.closed_reason = reason
-        if target == "contacted":
+        await lifecycle.move(session, lead, target, actor_id=actor.id, now=now, reason=reason)
+        if target == LeadStatus.CONTACTED:
             lead.last_contact_at = now
-        if target in STOPS_FOLLOW_UPS:
-            await self.stop_patient_emails(session, lead.id, do_not_contact=reason == "do_not_contact")
-            await followups.stop_all(session, lead.id, "do_not_contact" if reason == "do_not_contact" else target)
-
-    async def stop_patient_emails(self, session: AsyncSession, lead_id: uuid.UUID, *, do_not_contact: bool) -> None:
-        """Cancel what has not gone out yet: follow-ups always, and with do_not_contact every email."""
-        if do_not_contact:
-            await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.lead_id == lead_id,
-                    Delivery.status.in_(PATIENT_FACING_UNFINISHED),
-                    Delivery.kind.not_in(kinds.STAFF_KINDS),
-                )
-                .values(status="cancelled", updated_at=utcnow())
-            )
 
     async def _assign(
         self,

@@ -254,12 +254,6 @@ async def booking_changed(
     await session.execute(next_follow_up_statement(lead.id))
 
 
-async def stop_all(session: AsyncSession, lead_id: uuid.UUID, reason: str) -> None:
-    """Unsubscribe, do_not_contact, closed, converted: every pending follow-up of the lead, at once."""
-    await session.execute(cancel_statement(lead_id, reason, sequences_named=stopped_by(reason)))
-    await session.execute(next_follow_up_statement(lead_id))
-
-
 async def _may_follow_up(session: AsyncSession, lead: Lead) -> bool:
     if lead.unsubscribed_at is not None or lead.closed_reason == "do_not_contact":
         return False
@@ -405,7 +399,6 @@ __all__ = [
     "booking_changed",
     "claim_due",
     "start_after_routing",
-    "stop_all",
     "stop_reason",
     "waiting_to_send",
 ]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake import tokens
-from intake.db.base import new_id, utcnow
-from intake.db.models import Delivery, Lead, LeadEvent
-from intake.messaging import followups, kinds
+from intake.db.base import utcnow
+from intake.db.models import Lead
+from intake.leads import lifecycle
 from intake.problems import NotFound
 from intake.settings import Settings
 
@@ -37,23 +36,6 @@ class UnsubscribeService:
             lead = await session.get(Lead, lead_id, with_for_update=True)
             if lead is None:
                 raise NotFound("unsubscribe link")
-            if lead.unsubscribed_at is None:
-                lead.unsubscribed_at = now
-                session.add(LeadEvent(id=new_id(), created_at=now, lead_id=lead.id, actor_id=None, kind="unsubscribed"))
-                await cancel_marketing(session, lead.id)
-                await followups.stop_all(session, lead.id, "unsubscribed")
+            if await lifecycle.unsubscribe(session, lead, now=now):
                 log.info("lead.unsubscribed", lead_id=str(lead.id))
             return lead.language
-
-
-async def cancel_marketing(session: AsyncSession, lead_id: uuid.UUID) -> None:
-    """Queued emails that are not transactional (invitations, reminders) do not go out any more."""
-    await session.execute(
-        update(Delivery)
-        .where(
-            Delivery.lead_id == lead_id,
-            Delivery.status.in_(("queued", "failed")),
-            Delivery.kind.not_in((*kinds.TRANSACTIONAL_KINDS, *kinds.STAFF_KINDS)),
-        )
-        .values(status="cancelled", last_error="stopped: unsubscribed", updated_at=utcnow())
-    )

@@ -197,7 +197,10 @@ def test_claiming_is_exactly_once_under_concurrency_and_waits_for_the_window(dat
 
     engine = create_sync_engine(DatabaseSettings(url=database_url, pool_size=4, echo=False))
     maker = create_sync_sessionmaker(engine)
-    now = utcnow()
+    night = Window.parse("America/New_York", "08:00-20:00")
+    # 22:00 clinic time on a fixed day: the test must not depend on the hour it runs at.
+    local_night = dt.datetime(2026, 11, 20, 22, 0, tzinfo=night.zone)
+    now = local_night.astimezone(dt.UTC)
     _seed_due(database_url, 6)  # leads from real submissions; their reminder rows are replaced below
     with maker() as session, session.begin():
         lead_ids = list(session.execute(select(Lead.id)).scalars())
@@ -212,8 +215,6 @@ def test_claiming_is_exactly_once_under_concurrency_and_waits_for_the_window(dat
                     status="pending",
                 )
             )
-    night = Window.parse("America/New_York", "08:00-20:00")
-    local_night = dt.datetime.combine(now.astimezone(night.zone).date(), dt.time(22, 0), tzinfo=night.zone)
     with maker() as session:
         assert claim_due(session, night, local_night.astimezone(dt.UTC), 100) == []
     with maker() as session:
