@@ -10,6 +10,7 @@ import sys
 import click
 
 from intake.settings import get_settings
+from intake.vocabulary import ROLES
 
 
 @click.group()
@@ -139,7 +140,7 @@ def beat() -> None:
 
 @main.command("create-staff")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["front_desk", "clinician", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--name", default=None, help="display name (default: the part of the email before @)")
 def create_staff(email: str, role: str, name: str | None) -> None:
     """Create a staff account. The password is read from standard input when it is not a terminal."""

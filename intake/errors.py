@@ -10,7 +10,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from intake.leads.services import IdempotencyKeyReused, SubmissionInvalid
 from intake.logs import error_summary
 from intake.problems import Conflict, InvalidFields, NotFound
 
@@ -52,14 +51,9 @@ def validation_handler(_: Request[Any, Any, Any], exc: ValidationException) -> R
     return Response(_body(422, "The request has invalid fields.", errors), status_code=422)
 
 
-def submission_handler(_: Request[Any, Any, Any], exc: SubmissionInvalid) -> Response[dict[str, Any]]:
-    errors = [{"field": e.field, "message": e.message} for e in exc.errors]
-    return Response(_body(422, "The request has invalid fields.", errors), status_code=422)
-
-
 def invalid_handler(_: Request[Any, Any, Any], exc: InvalidFields) -> Response[dict[str, Any]]:
     errors = [{"field": e.field, "message": e.message} for e in exc.errors]
-    return Response(_body(422, "The request has invalid fields.", errors), status_code=422)
+    return Response(_body(422, exc.detail, errors), status_code=422)
 
 
 def not_found_handler(_: Request[Any, Any, Any], exc: NotFound) -> Response[dict[str, Any]]:
@@ -68,14 +62,6 @@ def not_found_handler(_: Request[Any, Any, Any], exc: NotFound) -> Response[dict
 
 def conflict_handler(_: Request[Any, Any, Any], exc: Conflict) -> Response[dict[str, Any]]:
     return Response({**_body(409, exc.detail), **exc.extra}, status_code=409)
-
-
-def idempotency_handler(_: Request[Any, Any, Any], __: IdempotencyKeyReused) -> Response[dict[str, Any]]:
-    detail = "This Idempotency-Key was already used with a different request body."
-    return Response(
-        _body(422, detail, [{"field": "Idempotency-Key", "message": detail}]),
-        status_code=422,
-    )
 
 
 def http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -98,10 +84,8 @@ def unexpected_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     Exception: unexpected_handler,
     ValidationException: validation_handler,
-    SubmissionInvalid: submission_handler,
     InvalidFields: invalid_handler,
     NotFound: not_found_handler,
     Conflict: conflict_handler,
-    IdempotencyKeyReused: idempotency_handler,
     HTTPException: http_handler,
 }

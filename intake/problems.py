@@ -15,9 +15,10 @@ class FieldProblem:
 class InvalidFields(Exception):
     """422: one or more fields are wrong; nothing was written."""
 
-    def __init__(self, errors: list[FieldProblem]) -> None:
+    def __init__(self, errors: list[FieldProblem], detail: str = "The request has invalid fields.") -> None:
         super().__init__(f"{len(errors)} invalid field(s)")
         self.errors = errors
+        self.detail = detail
 
 
 class NotFound(Exception):

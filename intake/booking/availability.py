@@ -20,9 +20,9 @@ from intake.booking.schemas import (
 from intake.booking.slots import DEFAULT_BUFFER_MINUTES, DEFAULT_SLOT_MINUTES
 from intake.db.base import new_id, utcnow
 from intake.db.models import AvailabilityException, AvailabilityRule, LocationSettings, StaffMember
-from intake.leads.schemas import StaffRef
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.staff import audit
+from intake.staff.schemas import StaffRef
 
 
 def _hhmm(value: dt.time) -> str:

@@ -31,8 +31,8 @@ from intake.booking.schemas import (
 )
 from intake.booking.services import BookingService, LinkInvalid
 from intake.db.models import StaffMember
-from intake.leads.schemas import Location
 from intake.staff.guards import admin_only
+from intake.vocabulary import Location
 
 From = Annotated[dt.datetime | None, QueryParameter(name="from", description="UTC ISO time, with its offset")]
 To = Annotated[dt.datetime | None, QueryParameter(name="to", description="UTC ISO time, with its offset")]

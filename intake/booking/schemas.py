@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from intake.leads.schemas import Location, StaffRef
+from intake.staff.schemas import StaffRef
+from intake.vocabulary import Location
 
 LOCATIONS: tuple[str, ...] = ("boca_raton", "pompano_beach", "in_home", "virtual")
-BOOKING_STATUSES: tuple[str, ...] = ("booked", "cancelled", "attended", "no_show")
 # "09:00" (what an admin types) or "09:00:00".
 LocalTime = Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$", examples=["09:00"])]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]

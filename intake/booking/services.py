@@ -63,7 +63,6 @@ from intake.db.models import (
     StaffMember,
 )
 from intake.leads import lifecycle
-from intake.leads.schemas import StaffRef
 from intake.messaging import followups, kinds
 from intake.messaging.outbox import Publication, delivery_row, publication_of_delivery
 from intake.messaging.publisher import BackgroundPublisher
@@ -71,6 +70,7 @@ from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings
 from intake.staff import audit
+from intake.staff.schemas import StaffRef
 from intake.vocabulary import OPEN_STATUSES, LeadStatus
 
 log = structlog.get_logger(__name__)

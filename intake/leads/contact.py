@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from intake.leads.schemas import ContactIn, FieldError
+from intake.leads.schemas import ContactIn
+from intake.problems import FieldProblem
 
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 
@@ -40,31 +41,31 @@ def normalise_phone(raw: str, region: str = "US") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def check_contact(contact: ContactIn) -> tuple[Contact | None, list[FieldError]]:
-    errors: list[FieldError] = []
+def check_contact(contact: ContactIn) -> tuple[Contact | None, list[FieldProblem]]:
+    errors: list[FieldProblem] = []
     first, last = contact.first_name.strip(), contact.last_name.strip()
     if not first:
-        errors.append(FieldError("contact.first_name", "First name is required."))
+        errors.append(FieldProblem("contact.first_name", "First name is required."))
     if not last:
-        errors.append(FieldError("contact.last_name", "Last name is required."))
+        errors.append(FieldProblem("contact.last_name", "Last name is required."))
     email = ""
     try:
         email = normalise_email(contact.email)
     except EmailNotValidError as exc:
-        errors.append(FieldError("contact.email", f"Not a valid email address: {exc}"))
+        errors.append(FieldProblem("contact.email", f"Not a valid email address: {exc}"))
     phone = None
     if contact.phone is not None and contact.phone.strip():
         try:
             phone = normalise_phone(contact.phone)
         except ValueError:
-            errors.append(FieldError("contact.phone", "Not a valid phone number (US numbers need 10 digits)."))
+            errors.append(FieldProblem("contact.phone", "Not a valid phone number (US numbers need 10 digits)."))
     if contact.preferred_contact in {"phone", "text"} and not (contact.phone and contact.phone.strip()):
         errors.append(
-            FieldError("contact.phone", f"A phone number is needed to be contacted by {contact.preferred_contact}.")
+            FieldProblem("contact.phone", f"A phone number is needed to be contacted by {contact.preferred_contact}.")
         )
     zip_code = contact.zip.strip() if contact.zip else None
     if zip_code and not _ZIP.match(zip_code):
-        errors.append(FieldError("contact.zip", "A US ZIP code has 5 digits (or 5+4)."))
+        errors.append(FieldProblem("contact.zip", "A US ZIP code has 5 digits (or 5+4)."))
     if errors:
         return None, errors
     return Contact(first, last, email, phone, contact.preferred_contact, contact.location, zip_code or None), []

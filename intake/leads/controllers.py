@@ -16,7 +16,6 @@ from intake.leads.rescoring import RescoreService
 from intake.leads.schemas import (
     IntakeResult,
     IntakeSubmission,
-    Language,
     LeadFilters,
     LeadPage,
     LeadPatch,
@@ -28,7 +27,8 @@ from intake.leads.schemas import (
 )
 from intake.leads.services import IntakeService
 from intake.screening import Catalog
-from intake.staff.guards import CAN_SEE_ANSWERS, can_export, requires_role
+from intake.staff.guards import can_export, requires_role
+from intake.vocabulary import CAN_SEE_ANSWERS, Language
 
 IdempotencyKey = Annotated[
     str | None,

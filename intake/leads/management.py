@@ -38,12 +38,12 @@ from intake.leads.schemas import (
     QueuePage,
     QueueRow,
     Sort,
-    StaffRef,
 )
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings
 from intake.staff import audit
+from intake.staff.schemas import StaffRef
 from intake.vocabulary import CAN_SEE_ANSWERS, CLOSED_REASONS, LEAD_STATUSES, LeadStatus
 
 _TIER_RANK = {tier.value: tier.rank for tier in Tier}

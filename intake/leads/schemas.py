@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Language = Literal["en", "es"]
+from intake.staff.schemas import StaffRef
+from intake.vocabulary import Language, Location
+
 PreferredContact = Literal["email", "phone", "text"]
-Location = Literal["boca_raton", "pompano_beach", "in_home", "virtual"]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
@@ -68,17 +69,6 @@ class IntakeResult(msgspec.Struct):
     disclaimer: str
 
 
-class FieldError(msgspec.Struct):
-    field: str
-    message: str
-
-
-class ErrorBody(msgspec.Struct):
-    status_code: int
-    detail: str
-    errors: list[FieldError] = msgspec.field(default_factory=list)
-
-
 # --- Staff side -------------------------------------------------------------------------------
 
 Sort = Literal["urgency", "newest"]
@@ -96,11 +86,6 @@ class LeadFilters(msgspec.Struct, frozen=True):
 
     def used(self) -> list[str]:
         return [name for name in self.__struct_fields__ if getattr(self, name) is not None]
-
-
-class StaffRef(msgspec.Struct):
-    id: uuid.UUID
-    name: str
 
 
 class LeadRow(msgspec.Struct):

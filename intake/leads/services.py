@@ -19,7 +19,6 @@ from intake.leads.contact import Contact, check_contact, search_text
 from intake.leads.schemas import (
     ActionOut,
     AdviceOut,
-    FieldError,
     IntakeResult,
     IntakeSubmission,
     ReasonOut,
@@ -28,6 +27,7 @@ from intake.leads.store import Disconnected, SubmissionRows, WriteConflict, writ
 from intake.messaging import kinds
 from intake.messaging.outbox import Publication, routing_queue
 from intake.messaging.publisher import BackgroundPublisher
+from intake.problems import FieldProblem, InvalidFields
 from intake.screening import Catalog, RuleSet, RuleSetError
 from intake.settings import Settings
 
@@ -36,18 +36,6 @@ log = structlog.get_logger(__name__)
 # A concurrent first submission by the same person races us to the unique email: try again once it
 # has committed, and we find their lead.
 _ATTEMPTS = 3
-
-
-class SubmissionInvalid(Exception):
-    """The submission breaks one or more rules; nothing was stored."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__(f"{len(errors)} invalid field(s)")
-        self.errors = errors
-
-
-class IdempotencyKeyReused(Exception):
-    """The Idempotency-Key was first used with a different request body."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +71,11 @@ class IntakeService:
         """Every problem of the submission at once, or the clean contact and answers."""
         contact, errors = check_contact(submission.contact)
         if not submission.consent.privacy:
-            errors.append(FieldError("consent.privacy", "The privacy notice must be accepted to submit the screen."))
+            errors.append(FieldProblem("consent.privacy", "The privacy notice must be accepted to submit the screen."))
         answers, answer_errors = self._catalog.questionnaire.validate(submission.answers)
-        errors.extend(FieldError(e.field, e.message) for e in answer_errors)
+        errors.extend(answer_errors)
         if errors or contact is None:
-            raise SubmissionInvalid(errors)
+            raise InvalidFields(errors)
         return contact, answers
 
     async def submit(self, submission: IntakeSubmission, idempotency_key: str | None) -> IntakeOutcome:
@@ -126,7 +114,8 @@ class IntakeService:
         if record is None:
             return None
         if record.request_hash != request_hash:
-            raise IdempotencyKeyReused
+            reused = "This Idempotency-Key was already used with a different request body."
+            raise InvalidFields([FieldProblem("Idempotency-Key", reused)], detail=reused)
         return IntakeOutcome(result=record.response, replayed=True)
 
     async def _store(
@@ -269,4 +258,4 @@ def _scoped(key: str) -> str:
     return f"intake:{key}"
 
 
-__all__ = ["IdempotencyKeyReused", "IntakeOutcome", "IntakeService", "SubmissionInvalid"]
+__all__ = ["IntakeOutcome", "IntakeService"]

@@ -2,12 +2,9 @@
 
 from intake.screening.catalog import Catalog, load_catalog
 from intake.screening.model import (
-    LANGUAGES,
     Action,
     Advice,
-    AnswerError,
     Assessment,
-    Language,
     Reason,
     Route,
     RuleSetError,
@@ -17,13 +14,10 @@ from intake.screening.questionnaire import Questionnaire
 from intake.screening.ruleset import RuleSet
 
 __all__ = [
-    "LANGUAGES",
     "Action",
     "Advice",
-    "AnswerError",
     "Assessment",
     "Catalog",
-    "Language",
     "Questionnaire",
     "Reason",
     "Route",

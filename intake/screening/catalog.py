@@ -11,10 +11,11 @@ from types import MappingProxyType
 from intake.screening.advice import RuleSetText, check_same_actions, parse_rule_texts
 from intake.screening.datafiles import Problems, read_yaml
 from intake.screening.items import QuestionnaireText, check_same_help, parse_structure, parse_texts
-from intake.screening.model import LANGUAGES, RuleSetError
+from intake.screening.model import RuleSetError
 from intake.screening.questionnaire import Questionnaire
 from intake.screening.rules import parse_rule_file
 from intake.screening.ruleset import RuleSet
+from intake.vocabulary import LANGUAGES
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 

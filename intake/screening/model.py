@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
-
-Language = Literal["en", "es"]
-LANGUAGES: tuple[str, ...] = ("en", "es")
 
 
 class Tier(StrEnum):
@@ -36,14 +32,6 @@ class Route(StrEnum):
 
 class RuleSetError(Exception):
     """A data file of the screen is missing or wrong; the message names the file and the problem."""
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerError:
-    """One problem with submitted answers: `field` is "answers.<linkId>" or "answers"."""
-
-    field: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from intake.problems import FieldProblem
 from intake.screening import fhir
 from intake.screening.items import Item, QuestionnaireText, Section
-from intake.screening.model import LANGUAGES, AnswerError, Language
+from intake.vocabulary import LANGUAGES, Language
 
 _LEFT_OUT = object()
 
@@ -31,20 +32,20 @@ class Questionnaire:
 
     # -- validation ---------------------------------------------------------------------------
 
-    def validate(self, answers: object) -> tuple[dict[str, Any], list[AnswerError]]:
+    def validate(self, answers: object) -> tuple[dict[str, Any], list[FieldProblem]]:
         """The answers kept in questionnaire order, and every problem found in them.
 
         A null answer counts as left out. An item answered while its show-when condition is
         false is an error: the person never saw that question, so the answer cannot be theirs.
         """
         if not isinstance(answers, Mapping):
-            return {}, [AnswerError("answers", "Answers must be an object with one entry per question.")]
-        errors: list[AnswerError] = []
+            return {}, [FieldProblem("answers", "Answers must be an object with one entry per question.")]
+        errors: list[FieldProblem] = []
         for key in answers:
             if not isinstance(key, str):
-                errors.append(AnswerError("answers", "Every question id must be a string."))
+                errors.append(FieldProblem("answers", "Every question id must be a string."))
             elif key not in self.items:
-                errors.append(AnswerError(f"answers.{key}", f"Unknown question '{_shorten(key)}'."))
+                errors.append(FieldProblem(f"answers.{key}", f"Unknown question '{_shorten(key)}'."))
 
         checked: dict[str, Any] = {}
         failed: set[str] = set()
@@ -57,7 +58,7 @@ class Questionnaire:
                 checked[link_id] = list(value) if item.repeats else value
             else:
                 failed.add(link_id)
-                errors.append(AnswerError(f"answers.{link_id}", problem))
+                errors.append(FieldProblem(f"answers.{link_id}", problem))
 
         for link_id, item in self.items.items():
             if link_id in failed:
@@ -69,9 +70,9 @@ class Questionnaire:
             enabled = self.is_enabled(item, checked)
             if link_id in checked and not enabled:
                 del checked[link_id]
-                errors.append(AnswerError(f"answers.{link_id}", self._disabled_message(item)))
+                errors.append(FieldProblem(f"answers.{link_id}", self._disabled_message(item)))
             elif link_id not in checked and enabled and item.required:
-                errors.append(AnswerError(f"answers.{link_id}", _missing_message(item)))
+                errors.append(FieldProblem(f"answers.{link_id}", _missing_message(item)))
         return checked, errors
 
     def is_enabled(self, item: Item, answers: Mapping[str, Any]) -> bool:

@@ -7,9 +7,10 @@ from types import MappingProxyType
 from typing import Any
 
 from intake.screening.advice import RuleSetText, build_advice, build_reasons
-from intake.screening.model import LANGUAGES, Advice, Assessment, Language, Reason
+from intake.screening.model import Advice, Assessment, Reason
 from intake.screening.rules import PerPoint, Rule
 from intake.screening.scoring import assess
+from intake.vocabulary import LANGUAGES, Language
 
 
 class RuleSet:

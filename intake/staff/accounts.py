@@ -13,11 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.db.base import new_id, utcnow
-from intake.db.models import ROLES, RevokedToken, StaffMember
+from intake.db.models import RevokedToken, StaffMember
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.settings import AuthSettings
 from intake.staff import audit
 from intake.staff.passwords import hash_password, needs_rehash, password_problem, verify_password
+from intake.vocabulary import ROLES
 
 log = structlog.get_logger(__name__)
 

@@ -9,8 +9,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-CAN_SEE_ANSWERS = ("clinician", "admin")
-CAN_EXPORT = ("clinician", "admin")
+from intake.vocabulary import CAN_EXPORT
 
 
 def requires_role(*roles: str) -> Guard:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
-Role = Literal["front_desk", "clinician", "admin"]
+from intake.vocabulary import Role
+
+
+class StaffRef(msgspec.Struct):
+    """A staff member as other records show them: who is assigned, who booked, which clinician."""
+
+    id: uuid.UUID
+    name: str
 
 
 class LoginIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,10 +13,9 @@ from intake.db.models.note import LeadNote
 from intake.db.models.outbox import OutboxMessage
 from intake.db.models.revoked_token import RevokedToken
 from intake.db.models.screening import Screening
-from intake.db.models.staff import ROLES, StaffMember
+from intake.db.models.staff import StaffMember
 
 __all__ = [
-    "ROLES",
     "AuditEntry",
     "AvailabilityException",
     "AvailabilityRule",

@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, CreatedMixin, IdMixin, utcnow
 
-ROLES = ("front_desk", "clinician", "admin")
-
 
 class StaffMember(IdMixin, CreatedMixin, Base):
     __tablename__ = "staff_members"

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from intake.screening import LANGUAGES, Action, Assessment, Catalog, Route, RuleSet, Tier
+from intake.screening import Action, Assessment, Catalog, Route, RuleSet, Tier
+from intake.vocabulary import LANGUAGES
 from tests.unit.screening.policy import BOOKING_URL, CLINIC_PHONE, RULES, baseline
 
 

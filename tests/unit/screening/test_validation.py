@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from intake.screening import AnswerError, Catalog, Questionnaire
+from intake.problems import FieldProblem
+from intake.screening import Catalog, Questionnaire
 from tests.unit.screening.policy import REQUIRED, baseline
 
 
@@ -212,7 +213,7 @@ def test_all_errors_are_reported_together(questionnaire: Questionnaire) -> None:
         "answers.age",
         "answers.duration",
     }
-    assert all(isinstance(e, AnswerError) and e.message for e in errors)
+    assert all(isinstance(e, FieldProblem) and e.message for e in errors)
     assert "below_knee" not in normalised
     assert "pain_now" not in normalised
 
