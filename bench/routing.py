@@ -77,9 +77,9 @@ from intake.db.migrate import upgrade_head
 from intake.db.models import Delivery, Lead, Screening
 from intake.db.sync import sync_url
 from intake.messaging import kinds
+from intake.messaging.publishing.celery_app import create_celery
 from intake.screening import load_catalog
 from intake.settings import load_settings
-from workers.celery_app import create_celery
 
 DEFAULT_DATABASE = "intake_bench_routing"
 DEFAULT_DATABASE_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{DEFAULT_DATABASE}"

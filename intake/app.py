@@ -27,11 +27,12 @@ from intake.leads.management import LeadService
 from intake.leads.rate_limit import submission_limit
 from intake.leads.rescoring import RescoreService
 from intake.leads.services import IntakeService
+from intake.leads.unsubscribe import UnsubscribeService
+from intake.leads.unsubscribe_page import UnsubscribeController
 from intake.logs import configure_logging
-from intake.messaging.controllers import UnsubscribeController
-from intake.messaging.publisher import BackgroundPublisher, InThread
-from intake.messaging.redis_broker import RedisQueues
-from intake.messaging.unsubscribe import UnsubscribeService
+from intake.messaging.publishing.celery_app import CeleryBroker, create_celery
+from intake.messaging.publishing.publisher import BackgroundPublisher, InThread
+from intake.messaging.publishing.redis_broker import RedisQueues
 from intake.middleware import request_id_middleware
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings, get_settings
@@ -39,7 +40,6 @@ from intake.staff.accounts import StaffService
 from intake.staff.audit import AuditService
 from intake.staff.auth import TokenIssuer, build_jwt_auth
 from intake.staff.controllers import AuditController, AuthController, StaffController
-from workers.celery_app import CeleryBroker, create_celery
 
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Litestar:

@@ -98,7 +98,7 @@ def _die_with_parent() -> None:
 def worker(concurrency: int | None, queues: str, beat: bool, pool: str) -> None:
     """Run a Celery worker with the app's settings (alerts queue first)."""
     from intake.logs import configure_logging
-    from workers.celery_app import create_celery
+    from intake.messaging.publishing.celery_app import create_celery
 
     settings = get_settings()
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def worker(concurrency: int | None, queues: str, beat: bool, pool: str) -> None:
 def beat() -> None:
     """Run the Celery scheduler (sweeps, due follow-ups) with the app's settings."""
     from intake.logs import configure_logging
-    from workers.celery_app import create_celery
+    from intake.messaging.publishing.celery_app import create_celery
 
     settings = get_settings()
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)

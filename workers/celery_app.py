@@ -1,91 +1,18 @@
-"""The one Celery("intake") app, configured from intake.settings: Redis, or the embedded filesystem broker."""
+"""The Celery app that runs the tasks: `celery -A workers.celery_app` finds `app` here.
+
+Its configuration lives in `intake.messaging.publishing.celery_app`, which the API and the CLI use without importing
+any task code; `include=["workers.tasks"]` there makes a worker load the tasks.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import Celery
-from kombu.entity import Queue
 
-from intake.messaging import kinds
-from intake.messaging.outbox import Publication
-from intake.settings import Settings, get_settings
-
-
-def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
-    if settings.broker.redis_url:
-        # Above the longest task plus its longest retry delay, or Redis hands a running task out twice.
-        return settings.broker.redis_url, {"visibility_timeout": settings.broker.visibility_timeout}
-    folder = settings.app.data_dir / "broker"
-    for sub in ("queue", "processed", "control"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
-        "data_folder_in": str(folder / "queue"),
-        "data_folder_out": str(folder / "queue"),
-        "control_folder": str(folder / "control"),
-        "processed_folder": str(folder / "processed"),
-        "polling_interval": 0.1,
-    }
-
-
-def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) -> Celery:
-    """The Celery app; `fail_fast` for publishers that must not wait on a broker that is down (the API)."""
-    settings = settings or get_settings()
-    broker_url, transport_options = broker_options(settings)
-    if fail_fast:
-        # kombu otherwise retries the connection for seconds inside publish, even with retry=False.
-        transport_options = {**transport_options, "max_retries": 0}
-    app = Celery("intake", broker=broker_url, include=["workers.tasks"])
-    app.conf.update(
-        broker_transport_options=transport_options,
-        broker_connection_retry_on_startup=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        # A task whose broker connection is gone cannot be acked; Redis hands it out again.
-        worker_cancel_long_running_tasks_on_connection_loss=True,
-        worker_prefetch_multiplier=1,
-        task_serializer="json",
-        accept_content=["json"],
-        result_backend=None,
-        task_ignore_result=True,
-        task_default_queue=kinds.DEFAULT_QUEUE,
-        task_queues=[Queue(kinds.ALERTS_QUEUE), Queue(kinds.DEFAULT_QUEUE)],
-        task_create_missing_queues=False,
-        worker_hijack_root_logger=False,
-        worker_redirect_stdouts=False,  # our handler writes to stderr; a proxy back into logging loops
-        worker_send_task_events=False,
-        task_send_sent_event=False,
-        beat_schedule={
-            "sweep": {
-                "task": kinds.TASK_SWEEP,
-                "schedule": settings.messaging.sweep_interval,
-                "options": {"queue": kinds.ALERTS_QUEUE, "expires": settings.messaging.sweep_interval},
-            },
-            "claim-follow-ups": {
-                "task": kinds.TASK_CLAIM_FOLLOW_UPS,
-                "schedule": settings.followups.claim_interval,
-                # On the alerts queue: behind thousands of queued emails it would wait past its expiry.
-                "options": {"queue": kinds.ALERTS_QUEUE, "expires": settings.followups.claim_interval},
-            },
-        },
-        timezone="UTC",
-    )
-    return app
-
-
-class CeleryBroker:
-    """Publishes by task name, so the API never imports task code."""
-
-    def __init__(self, app: Celery):
-        self._app = app
-
-    def send(self, publication: Publication) -> None:
-        # No publish retries: with the broker down the request must not wait; the sweep publishes later.
-        self._app.send_task(publication.task, args=[str(publication.ref)], queue=publication.queue, retry=False)
+from intake.messaging.publishing.celery_app import create_celery
 
 
 def __getattr__(name: str) -> Celery:
-    # `celery -A workers.celery_app` finds `app` here; built on first use so importing has no side effects.
+    # Built on first use, so importing this module has no side effects.
     if name in {"app", "celery"}:
         global _app
         if _app is None:

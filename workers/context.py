@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.db.sync import create_sync_engine, create_sync_sessionmaker
 from intake.logs import configure_logging
 from intake.messaging.deliveries import DeliverySender
-from intake.messaging.emails import EmailBuilder
-from intake.messaging.transport import Transport, create_transport
+from intake.messaging.mail.builder import EmailBuilder
+from intake.messaging.mail.transport import Transport, create_transport
 from intake.screening import load_catalog
 from intake.settings import Settings, get_settings
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from intake.booking import links
 from intake.db.models import Booking, Delivery, Lead
 from intake.messaging import kinds
-from intake.messaging.emails import EmailBuilder, format_local, place_of
+from intake.messaging.mail.builder import EmailBuilder, format_local, place_of
 from intake.settings import Settings
 
 _SUMMARY = {"en": "Free consultation — Empower Fitness", "es": "Consulta gratuita — Empower Fitness"}

@@ -65,7 +65,7 @@ from intake.db.models import (
 from intake.leads import lifecycle
 from intake.messaging import followups, kinds
 from intake.messaging.outbox import Publication, delivery_row, publication_of_delivery
-from intake.messaging.publisher import BackgroundPublisher
+from intake.messaging.publishing.publisher import BackgroundPublisher
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
 from intake.settings import Settings

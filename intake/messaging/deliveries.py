@@ -17,8 +17,8 @@ from intake.db.base import utcnow
 from intake.db.models import Booking, Consent, Delivery, Lead, Screening
 from intake.logs import error_summary
 from intake.messaging import followups, kinds
-from intake.messaging.emails import EmailBuilder, alert_facts
-from intake.messaging.transport import PermanentFailure, TemporaryFailure, Transport
+from intake.messaging.mail.builder import EmailBuilder, alert_facts
+from intake.messaging.mail.transport import PermanentFailure, TemporaryFailure, Transport
 from intake.messaging.webhook import post_alert
 from intake.settings import Settings
 

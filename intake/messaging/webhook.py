@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from intake.messaging.transport import PermanentFailure, TemporaryFailure
+from intake.messaging.mail.transport import PermanentFailure, TemporaryFailure
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

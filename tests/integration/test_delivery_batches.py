@@ -24,19 +24,19 @@ from intake.app import create_app
 from intake.db.base import new_id, utcnow
 from intake.db.models import Booking, Delivery, FollowUp, Lead, OutboxMessage, StaffMember
 from intake.db.sync import create_sync_engine, create_sync_sessionmaker
+from intake.leads.follow_through import route_screening
 from intake.messaging import kinds
 from intake.messaging.deliveries import DeliverySender
-from intake.messaging.emails import EmailBuilder
 from intake.messaging.followups import Window, claim_due
-from intake.messaging.routing import route_screening
-from intake.messaging.transport import SmtpTransport
+from intake.messaging.mail.builder import EmailBuilder
+from intake.messaging.mail.transport import SmtpTransport
+from intake.messaging.publishing.celery_app import create_celery
 from intake.screening import load_catalog
 from intake.settings import Settings
 from tests.conftest import emptied_after, make_settings
 from tests.factories import ROUTINE_ANSWERS, submission
 from tests.integration.test_routing import worker_env
 from tests.services import RedisServer, SmtpSink, Worker, wait_for
-from workers.celery_app import create_celery
 from workers.tasks.followups import claim_and_publish
 
 pytestmark = pytest.mark.slow

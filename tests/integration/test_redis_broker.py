@@ -13,11 +13,11 @@ import redis as redis_client
 
 from intake.messaging import kinds
 from intake.messaging.outbox import Publication
-from intake.messaging.publisher import BackgroundPublisher
-from intake.messaging.redis_broker import RedisQueues
+from intake.messaging.publishing.celery_app import CeleryBroker, create_celery
+from intake.messaging.publishing.publisher import BackgroundPublisher
+from intake.messaging.publishing.redis_broker import RedisQueues
 from tests.conftest import make_settings
 from tests.services import RedisServer
-from workers.celery_app import CeleryBroker, create_celery
 
 # Differ per message or per process by design.
 _PER_MESSAGE = {"id", "root_id", "correlation_id", "delivery_tag", "reply_to", "origin"}

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from intake.app import create_app
 from intake.db.models import Delivery, OutboxMessage
 from intake.messaging import kinds
+from intake.messaging.publishing.celery_app import create_celery
 from intake.settings import Settings
 from tests.conftest import TEST_JWT_SECRET, emptied_after, make_settings
 from tests.factories import EMERGENCY_ANSWERS, ROUTINE_ANSWERS, submission
 from tests.services import RedisServer, SmtpSink, WebhookSink, Worker, wait_for
-from workers.celery_app import create_celery
 
 pytestmark = pytest.mark.slow
 
@@ -309,7 +309,7 @@ def test_task_arguments_are_ids_only() -> None:
         def send_task(self, name: str, **options: Any) -> None:
             sent.append({"name": name, **options})
 
-    from workers.celery_app import CeleryBroker
+    from intake.messaging.publishing.celery_app import CeleryBroker
 
     CeleryBroker(Recorder()).send(publication)  # type: ignore[arg-type]
     assert sent == [{"name": kinds.TASK_ROUTE_SCREENING, "args": [str(outbox_id)], "queue": "alerts", "retry": False}]

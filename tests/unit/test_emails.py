@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from intake.db.models import Delivery, Lead
-from intake.messaging.emails import EmailBuilder
-from intake.messaging.transport import FileTransport
+from intake.messaging.mail.builder import EmailBuilder
+from intake.messaging.mail.transport import FileTransport
 from intake.screening import load_catalog
 from intake.settings import Settings
 from tests.conftest import make_settings

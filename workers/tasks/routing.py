@@ -7,11 +7,11 @@ import uuid
 from celery import Task, shared_task
 from sqlalchemy.exc import OperationalError
 
+from intake.leads.follow_through import route_screening as route
 from intake.messaging import kinds
 from intake.messaging.outbox import Publication
-from intake.messaging.publisher import Publisher
-from intake.messaging.routing import route_screening as route
-from workers.celery_app import CeleryBroker
+from intake.messaging.publishing.celery_app import CeleryBroker
+from intake.messaging.publishing.publisher import Publisher
 from workers.context import context
 
 

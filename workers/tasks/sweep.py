@@ -8,8 +8,8 @@ from celery import Task, shared_task
 from intake.db.housekeeping import purge_expired
 from intake.messaging import kinds
 from intake.messaging.outbox import due_for_republish
-from intake.messaging.publisher import Publisher
-from workers.celery_app import CeleryBroker
+from intake.messaging.publishing.celery_app import CeleryBroker
+from intake.messaging.publishing.publisher import Publisher
 from workers.context import context
 
 log = structlog.get_logger(__name__)

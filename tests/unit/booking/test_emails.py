@@ -15,7 +15,7 @@ import pytest
 from intake import tokens
 from intake.booking.emails import booking_email
 from intake.db.models import Booking, Delivery, Lead
-from intake.messaging.emails import EmailBuilder
+from intake.messaging.mail.builder import EmailBuilder
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings
 from tests.conftest import make_settings

@@ -9,8 +9,8 @@ from litestar.di import NamedDependency
 from litestar.enums import MediaType
 from litestar.params import FromPath
 
-from intake.messaging.emails import display_phone
-from intake.messaging.unsubscribe import UnsubscribeService
+from intake.leads.unsubscribe import UnsubscribeService
+from intake.messaging.mail.builder import display_phone
 from intake.problems import NotFound
 from intake.settings import Settings
 
