@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from celery.signals import worker_process_shutdown
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from intake.booking.emails import BookingEmails
 from intake.db.sync import create_sync_engine, create_sync_sessionmaker
+from intake.leads.emails import FollowThroughEmails
 from intake.logs import configure_logging
-from intake.messaging.deliveries import DeliverySender
 from intake.messaging.mail.builder import EmailBuilder
 from intake.messaging.mail.transport import Transport, create_transport
+from intake.messaging.sending import DeliverySender
 from intake.screening import load_catalog
 from intake.settings import Settings, get_settings
 
@@ -28,6 +31,17 @@ class WorkerContext:
     sender: DeliverySender
 
 
+EMAIL_TEMPLATE_PACKAGES = ("intake.leads", "intake.booking")
+
+
+def delivery_sender(settings: Settings, maker: Callable[[], Session], transport: Transport) -> DeliverySender:
+    """The sender with every domain's emails: each domain writes its own, from its own templates, by kind."""
+    builder = EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES)
+    follow_through = FollowThroughEmails(builder, settings, load_catalog())
+    composers = {**follow_through.composers(), **BookingEmails(builder, settings).composers()}
+    return DeliverySender(maker, transport, settings, composers=composers, stop_reason=follow_through.stop_reason)
+
+
 _context: WorkerContext | None = None
 
 
@@ -39,14 +53,13 @@ def context() -> WorkerContext:
         engine = create_sync_engine(settings.db)
         maker = create_sync_sessionmaker(engine)
         transport = create_transport(settings)
-        builder = EmailBuilder(settings, load_catalog())
         _context = WorkerContext(
             pid=os.getpid(),
             settings=settings,
             engine=engine,
             sessionmaker=maker,
             transport=transport,
-            sender=DeliverySender(create_sync_sessionmaker(engine, autocommit=True), transport, builder, settings),
+            sender=delivery_sender(settings, create_sync_sessionmaker(engine, autocommit=True), transport),
         )
     return _context
 

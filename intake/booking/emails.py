@@ -20,6 +20,8 @@ from intake.booking import links
 from intake.db.models import Booking, Delivery, Lead
 from intake.messaging import kinds
 from intake.messaging.mail.builder import EmailBuilder, format_local, place_of
+from intake.messaging.mail.transport import PermanentFailure
+from intake.messaging.sending import Compose, Loaded
 from intake.settings import Settings
 
 _SUMMARY = {"en": "Free consultation — Empower Fitness", "es": "Consulta gratuita — Empower Fitness"}
@@ -145,8 +147,25 @@ def booking_email(
     return message
 
 
+class BookingEmails:
+    """The composers of the booking kinds, for the worker's sender."""
+
+    def __init__(self, builder: EmailBuilder, settings: Settings):
+        self._builder = builder
+        self._settings = settings
+
+    def composers(self) -> dict[str, Compose]:
+        return dict.fromkeys(kinds.BOOKING_KINDS, self._compose)
+
+    def _compose(self, session: Session, delivery: Delivery, loaded: Loaded, _: dt.datetime) -> EmailMessage:
+        if loaded.booking is None:
+            raise PermanentFailure(f"{delivery.kind} needs a booking")
+        identity = calendar_identity(session, loaded.booking)
+        return booking_email(self._builder, delivery, loaded.lead, loaded.booking, self._settings, identity)
+
+
 def _language(lead: Lead) -> str:
     return lead.language if lead.language in _SUMMARY else "en"
 
 
-__all__ = ["booking_email", "calendar_identity", "invitation"]
+__all__ = ["BookingEmails", "booking_email", "calendar_identity", "invitation"]

@@ -1,7 +1,7 @@
 """Booking the free consultation: patients through their signed links, staff by phone; one transaction each.
 
 Each change (book, move, cancel, attended, no-show) commits with everything that follows from it: the
-lead's status and its event, the follow-up schedule (`followups.booking_changed`), the confirmation
+lead's status and its event, the follow-up schedule (`follow_ups.booking_changed`), the confirmation
 email's delivery row and, for staff, the audit row. The confirmation is published after commit.
 
 No double booking, guaranteed by the database: the partial unique index on (clinician, start) of live
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from intake import tokens
-from intake.booking import links
+from intake.booking import follow_ups, links
 from intake.booking.availability import aware, clinician
 from intake.booking.schemas import (
     BookingOut,
@@ -63,8 +63,9 @@ from intake.db.models import (
     StaffMember,
 )
 from intake.leads import lifecycle
-from intake.messaging import followups, kinds
-from intake.messaging.outbox import Publication, delivery_row, publication_of_delivery
+from intake.messaging import deliveries, kinds
+from intake.messaging.followups.schedule import Window
+from intake.messaging.publishing.publication import Publication
 from intake.messaging.publishing.publisher import BackgroundPublisher
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.screening import Tier
@@ -139,7 +140,7 @@ class BookingService:
         self._settings = settings
         self._publisher = publisher
         self._zone = ZoneInfo(settings.clinic.timezone)
-        self._window = followups.Window.parse(settings.clinic.timezone, settings.followups.sending_window)
+        self._window = Window.parse(settings.clinic.timezone, settings.followups.sending_window)
 
     # --- who is asking ------------------------------------------------------------------------------
 
@@ -414,7 +415,7 @@ class BookingService:
         *,
         lead: Lead,
         booking: Booking,
-        event: followups.BookingEvent,
+        event: follow_ups.BookingEvent,
         actor_id: uuid.UUID | None,
         now: dt.datetime,
     ) -> tuple[Publication, ...]:
@@ -430,22 +431,18 @@ class BookingService:
         else:
             await lifecycle.follow(session, lead, contacted, only_from=(booked,), actor_id=actor_id, now=now)
         lead.updated_at = now
-        await followups.booking_changed(session, lead=lead, booking=booking, event=event, window=self._window, now=now)
+        await follow_ups.booking_changed(session, lead=lead, booking=booking, event=event, window=self._window, now=now)
         if event in ("booked", "moved"):
             kind = kinds.KIND_BOOKING_CONFIRMATION
         elif event == "cancelled":
             kind = kinds.KIND_BOOKING_CANCELLATION
         else:
             return ()
-        delivery = delivery_row(
-            lead_id=lead.id,
-            kind=kind,
-            queue=kinds.DEFAULT_QUEUE,
-            dedupe_key=f"{lead.id}:{booking.id}:{kind}",
-            ref_id=booking.id,
+        row = deliveries.new_delivery(
+            lead_id=lead.id, kind=kind, about=booking.id, queue=kinds.DEFAULT_QUEUE, now=now, ref_id=booking.id
         )
-        session.add(delivery)
-        return (publication_of_delivery(delivery),)
+        added = (await session.execute(deliveries.insert_new(session, [row]))).all()
+        return tuple(deliveries.publication(found.id, found.queue) for found in added)
 
     async def _locked_lead(self, session: AsyncSession, lead_id: uuid.UUID) -> Lead:
         if not await lock(session, Lead, lead_id):
@@ -863,7 +860,7 @@ class BookingService:
         booking.status, booking.updated_at = target, now
         if target == "cancelled":
             booking.cancelled_at = now
-        event: followups.BookingEvent = (
+        event: follow_ups.BookingEvent = (
             "cancelled" if target == "cancelled" else "attended" if target == "attended" else "no_show"
         )
         publications = await self._after_change(

@@ -8,17 +8,12 @@ import msgspec
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from intake.db import dialect
 from intake.settings import DatabaseSettings
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the API read while a worker writes; foreign keys are off in SQLite unless asked for.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
+def _api_sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    dialect.sqlite_pragmas(dbapi_connection, record, synchronous_normal=True)
 
 
 def create_engine(settings: DatabaseSettings, *, pre_ping: bool = True) -> AsyncEngine:
@@ -44,7 +39,7 @@ def create_engine(settings: DatabaseSettings, *, pre_ping: bool = True) -> Async
         kwargs.update(pool_size=settings.pool_size, max_overflow=0)
     engine = create_async_engine(settings.url, **kwargs)
     if settings.is_sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _api_sqlite_pragmas)
     return engine
 
 

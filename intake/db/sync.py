@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from intake.db import dialect
 from intake.settings import DatabaseSettings
 
 _SYNC_DRIVERS = {"postgresql+asyncpg": "postgresql+psycopg", "sqlite+aiosqlite": "sqlite"}
@@ -20,14 +21,6 @@ per checkout saved). A server that drops a busy connection fails that statement,
 def sync_url(url: str) -> str:
     scheme, rest = url.split("://", 1)
     return f"{_SYNC_DRIVERS.get(scheme, scheme)}://{rest}"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
 
 
 def _checked_in(_dbapi_connection: Any, record: Any) -> None:
@@ -58,7 +51,7 @@ def create_sync_engine(settings: DatabaseSettings) -> Engine:
         kwargs.update(pool_size=2, max_overflow=4, pool_pre_ping=False)
     engine = create_engine(url, **kwargs)
     if settings.is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", dialect.sqlite_pragmas)
     else:
         event.listen(engine, "checkin", _checked_in)
         event.listen(engine, "checkout", _ping_if_idle)

@@ -13,9 +13,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake.db.base import new_id, utcnow
-from intake.db.models import Delivery, Lead, LeadEvent
+from intake.db.models import Consent, Delivery, Lead, LeadEvent
 from intake.messaging import kinds
-from intake.messaging.followups import cancel_statement, next_follow_up_statement, stopped_by
+from intake.messaging.followups.rows import cancel_statement, next_follow_up_statement, stopped_by
 from intake.vocabulary import ENDED_STATUSES, OPEN_STATUSES, DeliveryStatus, LeadStatus
 
 _FORWARD: dict[str, tuple[str, ...]] = {
@@ -88,6 +88,14 @@ async def unsubscribe(session: AsyncSession, lead: Lead, *, now: dt.datetime) ->
     return True
 
 
+def may_follow_up(lead: Lead, consent: Consent | None) -> bool:
+    """Follow-ups (reminders, check-ins, thank-yous) go only to a person who agreed to them and has not
+    unsubscribed or asked not to be contacted."""
+    if lead.unsubscribed_at is not None or lead.closed_reason == "do_not_contact":
+        return False
+    return consent is not None and consent.email_followup
+
+
 async def stop_emails(session: AsyncSession, lead_id: uuid.UUID, *, reason: str) -> None:
     """Stop what has not gone out yet, in the caller's transaction.
 
@@ -112,4 +120,4 @@ async def stop_emails(session: AsyncSession, lead_id: uuid.UUID, *, reason: str)
     )
 
 
-__all__ = ["allowed_next", "follow", "move", "stop_emails", "unsubscribe"]
+__all__ = ["allowed_next", "follow", "may_follow_up", "move", "stop_emails", "unsubscribe"]

@@ -245,11 +245,7 @@ class LeadService:
                 select(Screening).where(Screening.lead_id == lead.id).order_by(Screening.created_at.desc())
             )
         ).scalars()
-        consent = (
-            await session.execute(
-                select(Consent).where(Consent.lead_id == lead.id).order_by(Consent.created_at.desc()).limit(1)
-            )
-        ).scalar_one_or_none()
+        consent = (await session.execute(Consent.latest_of(lead.id))).scalar_one_or_none()
         staff_names = dict((await session.execute(select(StaffMember.id, StaffMember.name))).tuples().all())
         timeline: list[dict[str, Any]] = []
         for event in (await session.execute(select(LeadEvent).where(LeadEvent.lead_id == lead.id))).scalars():

@@ -25,7 +25,8 @@ from intake.leads.schemas import (
 )
 from intake.leads.store import Disconnected, SubmissionRows, WriteConflict, write_submission
 from intake.messaging import kinds
-from intake.messaging.outbox import Publication, routing_queue
+from intake.messaging.outbox import routing_queue
+from intake.messaging.publishing.publication import Publication
 from intake.messaging.publishing.publisher import BackgroundPublisher
 from intake.problems import FieldProblem, InvalidFields
 from intake.screening import Catalog, RuleSet, RuleSetError

@@ -3,46 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
-from intake.db.base import new_id, utcnow
-from intake.db.models import Delivery, OutboxMessage, Screening
+from intake.db.base import utcnow
+from intake.db.models import Delivery, OutboxMessage
 from intake.messaging import kinds
+from intake.messaging.publishing.publication import Publication
 from intake.settings import MessagingSettings
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """What to hand the broker after commit: a task name, the row id it works on, and its queue."""
-
-    task: str
-    ref: uuid.UUID
-    queue: str
 
 
 def routing_queue(route: str) -> str:
     """Seek-care-now work goes to the alerts queue, which no booking email can hold up."""
     return kinds.ALERTS_QUEUE if route == "seek_care_now" else kinds.DEFAULT_QUEUE
-
-
-def routing_message(screening: Screening, now: dt.datetime) -> OutboxMessage:
-    queue = routing_queue(screening.route)
-    return OutboxMessage(
-        id=new_id(),
-        created_at=now,
-        topic=kinds.TOPIC_ROUTE_SCREENING,
-        ref_id=screening.id,
-        queue=queue,
-        publish_count=0,
-    )
-
-
-def publication_of(message: OutboxMessage) -> Publication:
-    return Publication(kinds.TASK_ROUTE_SCREENING, message.id, message.queue)
 
 
 def due_for_republish(session: Session, settings: MessagingSettings) -> list[Publication]:
@@ -90,36 +64,4 @@ def due_for_republish(session: Session, settings: MessagingSettings) -> list[Pub
     return found
 
 
-__all__ = ["Publication", "due_for_republish", "publication_of", "routing_message", "routing_queue"]
-
-
-def delivery_row(
-    *,
-    lead_id: uuid.UUID,
-    kind: str,
-    queue: str,
-    dedupe_key: str,
-    screening_id: uuid.UUID | None = None,
-    ref_id: uuid.UUID | None = None,
-    channel: str = "email",
-) -> Delivery:
-    """A queued delivery to add in the caller's transaction; publish `publication_of_delivery` after commit."""
-    now = utcnow()
-    return Delivery(
-        id=new_id(),
-        created_at=now,
-        updated_at=now,
-        lead_id=lead_id,
-        screening_id=screening_id,
-        ref_id=ref_id,
-        kind=kind,
-        channel=channel,
-        queue=queue,
-        dedupe_key=dedupe_key,
-        status="queued",
-        attempts=0,
-    )
-
-
-def publication_of_delivery(delivery: Delivery) -> Publication:
-    return Publication(kinds.TASK_SEND_DELIVERY, delivery.id, delivery.queue)
+__all__ = ["due_for_republish", "routing_queue"]

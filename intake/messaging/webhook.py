@@ -6,11 +6,21 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from intake.messaging.mail.transport import PermanentFailure, TemporaryFailure
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookCall:
+    """A signed JSON POST for the sender to make instead of an email."""
+
+    url: str
+    secret: str
+    payload: dict[str, Any]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

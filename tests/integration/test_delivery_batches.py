@@ -26,17 +26,17 @@ from intake.db.models import Booking, Delivery, FollowUp, Lead, OutboxMessage, S
 from intake.db.sync import create_sync_engine, create_sync_sessionmaker
 from intake.leads.follow_through import route_screening
 from intake.messaging import kinds
-from intake.messaging.deliveries import DeliverySender
-from intake.messaging.followups import Window, claim_due
-from intake.messaging.mail.builder import EmailBuilder
+from intake.messaging.followups.rows import claim_due
+from intake.messaging.followups.schedule import Window
 from intake.messaging.mail.transport import SmtpTransport
 from intake.messaging.publishing.celery_app import create_celery
-from intake.screening import load_catalog
+from intake.messaging.sending import DeliverySender
 from intake.settings import Settings
 from tests.conftest import emptied_after, make_settings
 from tests.factories import ROUTINE_ANSWERS, submission
 from tests.integration.test_routing import worker_env
 from tests.services import RedisServer, SmtpSink, Worker, wait_for
+from workers.context import delivery_sender
 from workers.tasks.followups import claim_and_publish
 
 pytestmark = pytest.mark.slow
@@ -76,9 +76,8 @@ class Senders:
         engine = create_sync_engine(self.settings.db)
         smtp = SmtpTransport(self.settings)
         self._made.append((engine, smtp))
-        builder = EmailBuilder(self.settings, load_catalog())
         maker = create_sync_sessionmaker(engine, autocommit=True)
-        return DeliverySender(maker, transport or smtp, builder, self.settings)
+        return delivery_sender(self.settings, maker, transport or smtp)
 
     def close(self) -> None:
         for engine, smtp in self._made:

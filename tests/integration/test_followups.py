@@ -19,7 +19,8 @@ from intake.app import create_app
 from intake.db.base import utcnow
 from intake.db.models import Delivery, FollowUp, Lead
 from intake.db.sync import create_sync_engine, create_sync_sessionmaker
-from intake.messaging.followups import Window, claim_due
+from intake.messaging.followups.rows import claim_due
+from intake.messaging.followups.schedule import Window
 from tests.conftest import emptied_after, make_settings
 from tests.factories import EMERGENCY_ANSWERS, ROUTINE_ANSWERS, submission
 from tests.integration.test_routing import decoded, worker_env

@@ -12,8 +12,8 @@ import pytest
 import redis as redis_client
 
 from intake.messaging import kinds
-from intake.messaging.outbox import Publication
 from intake.messaging.publishing.celery_app import CeleryBroker, create_celery
+from intake.messaging.publishing.publication import Publication
 from intake.messaging.publishing.publisher import BackgroundPublisher
 from intake.messaging.publishing.redis_broker import RedisQueues
 from tests.conftest import make_settings

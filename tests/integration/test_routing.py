@@ -300,7 +300,7 @@ async def test_worker_killed_mid_send_sends_exactly_once_after_restart(
 
 def test_task_arguments_are_ids_only() -> None:
     outbox_id = uuid.uuid4()
-    from intake.messaging.outbox import Publication
+    from intake.messaging.publishing.publication import Publication
 
     publication = Publication(kinds.TASK_ROUTE_SCREENING, outbox_id, kinds.ALERTS_QUEUE)
     sent: list[dict[str, Any]] = []

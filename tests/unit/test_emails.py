@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from intake.db.models import Delivery, Lead
+from intake.leads.emails import FollowThroughEmails
 from intake.messaging.mail.builder import EmailBuilder
 from intake.messaging.mail.transport import FileTransport
 from intake.screening import load_catalog
 from intake.settings import Settings
 from tests.conftest import make_settings
+from workers.context import EMAIL_TEMPLATE_PACKAGES
 
 
 @pytest.fixture
@@ -23,10 +25,14 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings("sqlite+aiosqlite:///unused.db", tmp_path, clinic={"name": "Clínica Empower"})
 
 
+def emails_of(settings: Settings) -> FollowThroughEmails:
+    return FollowThroughEmails(EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES), settings, load_catalog())
+
+
 def reminder(settings: Settings, address: str = "lucia@example.com") -> tuple[Delivery, email.message.Message]:
     lead = Lead(id=uuid.uuid4(), first_name="Lucía", email=address, language="es")
     delivery = Delivery(id=uuid.uuid4(), lead_id=lead.id, kind="booking_reminder_1")
-    return delivery, EmailBuilder(settings, load_catalog()).follow_up(delivery, lead, None)
+    return delivery, emails_of(settings).follow_up(delivery, lead, None)
 
 
 def as_read(settings: Settings, delivery: Delivery, message: email.message.Message) -> EmailMessage:
@@ -55,7 +61,7 @@ def test_a_spanish_reminder_reads_back_whole(settings: Settings) -> None:
 
 
 def test_a_line_too_long_for_8bit_goes_base64(settings: Settings) -> None:
-    builder = EmailBuilder(settings, load_catalog())
+    builder = EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES)
     delivery = Delivery(id=uuid.uuid4(), kind="booking_reminder_1")
     long_line = "ñ" + "x" * 1200
     message = builder.message(delivery, ["a@example.com"], "Asunto: ñ", "short", long_line)
@@ -72,7 +78,7 @@ def test_an_address_that_is_not_ascii_gets_an_email_message(settings: Settings) 
 
 
 def test_every_attempt_at_a_delivery_carries_the_same_message_id(settings: Settings) -> None:
-    builder = EmailBuilder(settings, load_catalog())
+    builder = emails_of(settings)
     lead = Lead(id=uuid.uuid4(), first_name="Lucía", email="lucia@example.com", language="es")
     delivery = Delivery(id=uuid.uuid4(), lead_id=lead.id, kind="booking_reminder_1")
     first, retry = (builder.follow_up(delivery, lead, None) for _ in range(2))

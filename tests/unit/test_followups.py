@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from intake.messaging.followups import (
+from intake.messaging.followups.schedule import (
     SequenceError,
     Window,
     apply_offset,

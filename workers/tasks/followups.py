@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from intake.db.base import utcnow
 from intake.messaging import kinds
-from intake.messaging.followups import Window, claim_due, waiting_to_send
+from intake.messaging.followups.rows import claim_due, waiting_to_send
+from intake.messaging.followups.schedule import Window
 from intake.settings import Settings
 from workers.context import context
 from workers.tasks.delivery import publish_batches

@@ -9,8 +9,8 @@ from sqlalchemy.exc import OperationalError
 
 from intake.leads.follow_through import route_screening as route
 from intake.messaging import kinds
-from intake.messaging.outbox import Publication
 from intake.messaging.publishing.celery_app import CeleryBroker
+from intake.messaging.publishing.publication import Publication
 from intake.messaging.publishing.publisher import Publisher
 from workers.context import context
 

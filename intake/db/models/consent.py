@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Select, String, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from intake.db.base import Base, CreatedMixin, IdMixin
@@ -28,3 +28,8 @@ class Consent(IdMixin, CreatedMixin, Base):
 
     lead: Mapped[Lead] = relationship(lazy="raise")
     screening: Mapped[Screening] = relationship(lazy="raise")
+
+    @classmethod
+    def latest_of(cls, lead_id: uuid.UUID) -> Select[tuple[Consent]]:
+        """The person's newest consent: the one that says what we may send them now."""
+        return select(cls).where(cls.lead_id == lead_id).order_by(cls.created_at.desc()).limit(1)

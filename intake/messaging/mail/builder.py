@@ -1,4 +1,8 @@
-"""Builds the emails of each delivery kind from Jinja2 templates: text and HTML, in the person's language."""
+"""Builds emails from Jinja2 templates: text and HTML, in the person's language, with the headers every email needs.
+
+The domains own their templates (`templates/email/` beside them) and what goes into them; this module only renders
+and wraps. Dates and places are written the way each language writes them.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 
 from intake import tokens
-from intake.booking.links import booking_url
-from intake.db.models import Booking, Delivery, Lead, Screening
-from intake.messaging import followups, kinds
-from intake.screening import Assessment, Catalog, Route, Tier
+from intake.db.models import Delivery, Lead
 from intake.settings import Settings
 
 _DAYS = {
@@ -119,11 +120,12 @@ class EmailBuilder:
     """Plain text + HTML emails with the `email.mime` compat classes: several times cheaper to build and
     flatten than `EmailMessage` with the default policy. Templates are looked up once per kind and language."""
 
-    def __init__(self, settings: Settings, catalog: Catalog):
+    def __init__(self, settings: Settings, template_packages: tuple[str, ...]):
+        """`template_packages`: the packages whose `templates/email/` hold the templates of their kinds."""
         self._settings = settings
-        self._catalog = catalog
+        loaders = [PackageLoader(package, "templates/email") for package in template_packages]
         self._env = Environment(
-            loader=PackageLoader("intake.messaging", "templates"),
+            loader=ChoiceLoader([*loaders, PackageLoader("intake.messaging.mail", "templates")]),
             autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
@@ -185,61 +187,10 @@ class EmailBuilder:
         message["X-Intake-Delivery"] = str(delivery.id)
         message["Auto-Submitted"] = "auto-generated"
 
-    def patient_email(self, delivery: Delivery, lead: Lead, screening: Screening) -> Message:
-        lang = screening.language
-        rule_set = self._catalog.get(screening.rule_set_version)
-        assessment = Assessment(
-            tier=Tier(screening.tier),
-            route=Route(screening.route),
-            score=screening.score,
-            rule_codes=tuple(r["code"] for r in screening.reasons),
-        )
-        clinic = self._settings.clinic
-        advice = rule_set.advice(assessment, lang, clinic_phone=clinic.phone, booking_url=clinic.booking_url)  # type: ignore[arg-type]
-        unsubscribe_url = self.unsubscribe_url(lead)
-        subject, text, html = self.render(
-            delivery.kind,
-            lang,
-            {
-                "first_name": lead.first_name,
-                "advice": advice,
-                "disclaimer": rule_set.disclaimer(lang),  # type: ignore[arg-type]
-                "booking_url": booking_url(self._settings, lead.id),
-                "unsubscribe_url": unsubscribe_url,
-            },
-        )
-        message = self.message(delivery, [lead.email], subject, text, html)
-        if delivery.kind not in kinds.TRANSACTIONAL_KINDS:
-            add_unsubscribe(message, unsubscribe_url)
-        return message
-
     def unsubscribe_url(self, lead: Lead) -> str:
         """Signed once per email: the same link goes in the footer and in the List-Unsubscribe header."""
         token = tokens.sign(tokens.jwt_secret(self._settings), tokens.UNSUBSCRIBE, lead.id, dt.timedelta(days=730))
         return f"{self._settings.app.public_base_url}/u/{token}"
-
-    def follow_up(self, delivery: Delivery, lead: Lead, booking: Booking | None) -> Message:
-        found = followups.sequence_of_kind(delivery.kind)
-        if found is None:
-            raise ValueError(f"{delivery.kind} is not a follow-up")
-        _, step = found
-        lang = lead.language
-        unsubscribe_url = self.unsubscribe_url(lead)
-        context: dict[str, Any] = {
-            "first_name": lead.first_name,
-            "booking_url": booking_url(self._settings, lead.id),
-            "unsubscribe_url": unsubscribe_url,
-            "when": format_local(booking.starts_at, lang, self._settings.clinic.timezone) if booking else "",
-            "where": place_of(booking.location, lang, self._settings) if booking else "",
-        }
-        subject, text, html = self.render(step.template, lang, context)
-        message = self.message(delivery, [lead.email], subject, text, html)
-        add_unsubscribe(message, unsubscribe_url)
-        return message
-
-    def staff_alert(self, delivery: Delivery, lead: Lead, screening: Screening, now: dt.datetime) -> Message:
-        subject, text, html = self.render(delivery.kind, "en", alert_facts(lead, screening, self._settings, now))
-        return self.message(delivery, list(self._settings.alerts.staff_emails), subject, text, html)
 
 
 def add_unsubscribe(message: Message, unsubscribe_url: str) -> None:
@@ -248,12 +199,13 @@ def add_unsubscribe(message: Message, unsubscribe_url: str) -> None:
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
 
-def alert_facts(lead: Lead, screening: Screening, settings: Settings, now: dt.datetime) -> dict[str, Any]:
-    """What a staff alert may say: ids, tier, speed to lead and a link. Never answers or contact details."""
-    minutes = max(0, int((now - screening.created_at).total_seconds() // 60))
-    return {
-        "lead_id": str(lead.id),
-        "tier": screening.tier,
-        "minutes_since": minutes,
-        "lead_url": f"{settings.app.public_base_url}/api/leads/{lead.id}",
-    }
+__all__ = [
+    "ClinicView",
+    "EmailBuilder",
+    "add_unsubscribe",
+    "display_phone",
+    "format_local",
+    "header_value",
+    "place_of",
+    "text_part",
+]

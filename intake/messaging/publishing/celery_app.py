@@ -10,7 +10,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from intake.messaging import kinds
-from intake.messaging.outbox import Publication
+from intake.messaging.publishing.publication import Publication
 from intake.settings import Settings, get_settings
 
 

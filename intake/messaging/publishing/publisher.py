@@ -9,7 +9,7 @@ from typing import Protocol
 import structlog
 from anyio import to_thread
 
-from intake.messaging.outbox import Publication
+from intake.messaging.publishing.publication import Publication
 
 log = structlog.get_logger(__name__)
 

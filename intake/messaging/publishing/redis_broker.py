@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import msgspec
 import redis.asyncio as aioredis
 
-from intake.messaging.outbox import Publication
+from intake.messaging.publishing.publication import Publication
 
 # The options a task carries in protocol 2 (no callbacks, no chain, no chord).
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}

@@ -19,6 +19,7 @@ from intake.messaging.mail.builder import EmailBuilder
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings
 from tests.conftest import make_settings
+from workers.context import EMAIL_TEMPLATE_PACKAGES
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_english_confirmation_in_clinic_time_with_an_invitation(settings: Settin
     # 13:00 UTC on the Monday after the March change is 9:00 AM Eastern Daylight Time.
     starts_at = dt.datetime(2026, 3, 9, 13, 0, tzinfo=dt.UTC)
     delivery, lead, booking = make(starts_at=starts_at)
-    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES), delivery, lead, booking, settings)
 
     subject = str(message["Subject"])
     assert "Empower Fitness" in subject
@@ -118,7 +119,7 @@ def test_english_confirmation_in_clinic_time_with_an_invitation(settings: Settin
 def test_links_in_the_email_work_until_the_cutoff(settings: Settings, catalog: Catalog) -> None:
     starts_at = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0)
     delivery, lead, booking = make(starts_at=starts_at)
-    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES), delivery, lead, booking, settings)
     event = calendar_of(message).walk("VEVENT")[0]
     reschedule = str(event["URL"])
     token = parse_qs(urlsplit(reschedule).query)["token"][0]
@@ -132,7 +133,7 @@ def test_spanish_confirmation_after_the_november_change_at_home(settings: Settin
     # 15:30 UTC on the day after the November change is 10:30 AM Eastern Standard Time.
     starts_at = dt.datetime(2026, 11, 2, 15, 30, tzinfo=dt.UTC)
     delivery, lead, booking = make(language="es", location="in_home", starts_at=starts_at, moved=True)
-    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES), delivery, lead, booking, settings)
     subject = str(message["Subject"])
     assert subject.startswith("Nueva hora") and "Rosa" not in subject
     text, html = bodies(message)
@@ -146,7 +147,7 @@ def test_spanish_confirmation_after_the_november_change_at_home(settings: Settin
 
 def test_virtual_location_and_a_fresh_booking_subject(settings: Settings, catalog: Catalog) -> None:
     delivery, lead, booking = make(location="virtual", starts_at=dt.datetime(2026, 12, 1, 22, 0, tzinfo=dt.UTC))
-    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings)
+    message = booking_email(EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES), delivery, lead, booking, settings)
     assert str(message["Subject"]).startswith("Your free consultation is booked")
     assert str(calendar_of(message).walk("VEVENT")[0]["LOCATION"]) == "Virtual"
     text, _ = bodies(message)
@@ -164,7 +165,9 @@ def test_cancellation_removes_the_calendar_event_and_offers_a_new_time(
     delivery, lead, booking = make(language=language, starts_at=starts_at, moved=True)
     delivery.kind = "booking_cancellation"
     first_booking = str(uuid.uuid4())
-    message = booking_email(EmailBuilder(settings, catalog), delivery, lead, booking, settings, (first_booking, 1))
+    message = booking_email(
+        EmailBuilder(settings, EMAIL_TEMPLATE_PACKAGES), delivery, lead, booking, settings, (first_booking, 1)
+    )
 
     subject = str(message["Subject"])
     assert subject.startswith(opening) and "Rosa" not in subject and "March" not in subject and "marzo" not in subject

@@ -1,0 +1,1 @@
+"""Follow-up sequences: the pure schedule (`schedule`) and the rows that carry it in the database (`rows`)."""
