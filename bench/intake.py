@@ -68,13 +68,13 @@ from litestar import Litestar, Request, Response, get, post
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 # Run as a script, this folder comes first on sys.path and this file would shadow the `intake`
-# package: drop it, and put the repository on the path for `bench.common`.
+# package: drop it, and put the repository on the path for `bench.support`.
 if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == HERE:
     sys.path.pop(0)
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from bench.common import CLOCK_TICKS, free_port, process_cpu, stop_process  # noqa: E402 - after the path is set
+from bench.support import CLOCK_TICKS, free_port, process_cpu, stop_process  # noqa: E402 - after the path is set
 
 RESULTS = HERE / "results" / "intake.json"
 
