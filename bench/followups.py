@@ -60,17 +60,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
-from aiosmtpd.controller import Controller
 
 # Run as a script, this folder comes first on sys.path and bench/intake.py would shadow the
 # `intake` package: drop it (the package is imported lazily, inside the functions below).
@@ -78,16 +75,22 @@ _HERE = Path(__file__).resolve().parent
 if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == _HERE:
     sys.path.pop(0)
 if str(_HERE.parent) not in sys.path:
-    sys.path.append(str(_HERE.parent))  # the repository, for `bench.common`; PYTHONPATH still comes first
+    sys.path.append(str(_HERE.parent))  # the repository, for `bench.support`; PYTHONPATH still comes first
 
-from bench.common import (  # noqa: E402 - after the path is set
+from bench.support import (  # noqa: E402 - after the path is set
+    OTHER_WORK,
+    CpuMeter,
+    Profiler,
     RedisServer,
+    SmtpSink,
+    asyncpg_dsn,
+    database_name,
     descendants,
-    free_port,
-    machine_busy,
+    drop_database,
     postgres_backends,
-    process_cpu,
+    recreate_database,
     stop_process,
+    wait_quiet,
 )
 
 RESULTS = _HERE / "results" / "followups.json"
@@ -117,8 +120,6 @@ LAST_NAMES = {
 DISTURBED_CORES = 0.25
 """Other processes using more than this many cores during the run make its result suspect (flagged)."""
 
-_DELIVERY_HEADER = re.compile(rb"^X-Intake-Delivery:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
-
 
 # --------------------------------------------------------------------------- small helpers
 
@@ -134,73 +135,10 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(f"signal {signal.Signals(signum).name}")
 
 
-def asyncpg_dsn(url: str) -> str:
-    """postgresql+asyncpg://... (SQLAlchemy's form) as the postgresql://... asyncpg takes."""
-    parts = urlsplit(url)
-    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
-
-
-def database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
-
-
-def maintenance_dsn(url: str) -> str:
-    parts = urlsplit(asyncpg_dsn(url))
-    return urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
-
-
 def settings_variables(repo: Path) -> set[str]:
     """Every environment variable intake/settings.py reads: none may leak in from our own environment."""
     source = (repo / "intake" / "settings.py").read_text()
     return set(re.findall(r"_env\w*\(\s*\"([A-Z_0-9]+)\"", source))
-
-
-# --------------------------------------------------------------------------- SMTP sink
-
-
-class _SinkHandler:
-    def __init__(self, sink: SmtpSink) -> None:
-        self._sink = sink
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = bytes(envelope.content)
-        head = raw.split(b"\r\n\r\n", 1)[0]
-        found = _DELIVERY_HEADER.search(head)
-        delivery = found.group(1).strip().decode(errors="replace") if found else ""
-        self._sink.record(delivery, tuple(envelope.rcpt_tos), len(raw))
-        return "250 Message accepted for delivery"
-
-
-class SmtpSink:
-    """aiosmtpd on loopback, on its own thread; keeps each message's delivery id and recipients."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._lock = threading.Lock()
-        self.deliveries: list[str] = []
-        self.recipients: list[tuple[str, ...]] = []
-        self.bytes = 0
-        self._controller = Controller(_SinkHandler(self), hostname="127.0.0.1", port=self.port)
-
-    def record(self, delivery: str, rcpt_tos: tuple[str, ...], size: int) -> None:
-        with self._lock:
-            self.deliveries.append(delivery)
-            self.recipients.append(rcpt_tos)
-            self.bytes += size
-
-    def count(self) -> int:
-        return len(self.deliveries)
-
-    def snapshot(self) -> tuple[list[str], list[tuple[str, ...]]]:
-        with self._lock:
-            return list(self.deliveries), list(self.recipients)
-
-    def start(self) -> None:
-        self._controller.start()
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self._controller.stop()
 
 
 # --------------------------------------------------------------------------- processes
@@ -255,104 +193,7 @@ class WorkerProcess:
         self.process = None
 
 
-class Profiler:
-    """py-spy recording the worker and its pool children (raw collapsed stacks), when asked for."""
-
-    def __init__(self, folder: Path | None) -> None:
-        self._folder = folder
-        self._binary = shutil.which("py-spy")
-        self.process: subprocess.Popen[bytes] | None = None
-        self.output: Path | None = None
-
-    def start(self, pid: int | None) -> None:
-        if self._folder is None or pid is None:
-            return
-        if self._binary is None:
-            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
-        self._folder.mkdir(parents=True, exist_ok=True)
-        self.output = self._folder / "worker.txt"
-        argv = [self._binary, "record", "--pid", str(pid), "--subprocesses", "--rate", "50"]
-        argv += ["--format", "raw", "--output", str(self.output), "--nonblocking"]
-        with (self._folder / "py-spy.log").open("wb") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
-
-    def stop(self) -> None:
-        # py-spy writes its output on SIGINT.
-        stop_process(self.process, timeout=60, sig=signal.SIGINT)
-        self.process = None
-
-
-# --------------------------------------------------------------------------- CPU accounting
-
-
-class CpuMeter:
-    """CPU seconds of each part of the system under test, and of the machine as a whole."""
-
-    def __init__(self, database: str, worker: WorkerProcess, redis: RedisServer) -> None:
-        self._database = database
-        self._worker = worker
-        self._redis = redis
-
-    def snapshot(self) -> dict[str, float]:
-        worker = self._worker.pid
-        return {
-            "worker main": process_cpu(worker),
-            "worker pool + beat": sum(process_cpu(p) for p in descendants(worker)) if worker else 0.0,
-            "postgres backends": sum(process_cpu(p) for p in postgres_backends(self._database)),
-            "redis": process_cpu(self._redis.pid),
-            "bench (smtp sink)": process_cpu(os.getpid()),
-            "machine": machine_busy(),
-        }
-
-    @staticmethod
-    def used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-        """Cores each part kept busy over `seconds`; `other` is what processes not ours used."""
-        cores = {name: round((after[name] - before[name]) / seconds, 2) for name in before}
-        ours = sum(v for k, v in cores.items() if k != "machine")
-        cores["other processes"] = round(max(0.0, cores["machine"] - ours), 2)
-        return cores
-
-
-def wait_until_quiet(timeout: float, cores: int) -> float:
-    """Wait (up to `timeout` s) for the machine to be nearly idle; the busy cores at the last look."""
-    deadline = time.monotonic() + timeout
-    while True:
-        before = machine_busy()
-        time.sleep(2.0)
-        busy = (machine_busy() - before) / 2.0
-        if busy < DISTURBED_CORES or time.monotonic() >= deadline:
-            return round(busy, 2)
-        print(f"  the machine is busy ({busy:.2f} of {cores} cores), waiting ...", flush=True)
-
-
 # --------------------------------------------------------------------------- database
-
-
-def recreate_database(url: str) -> None:
-    name = database_name(url)
-    if "bench" not in name:
-        raise SystemExit(f"refusing to drop {name!r}: the database name must contain 'bench'")
-
-    async def run() -> None:
-        connection = await asyncpg.connect(maintenance_dsn(url))
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
-
-
-def drop_database(url: str) -> None:
-    async def run() -> None:
-        connection = await asyncpg.connect(maintenance_dsn(url))
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
 
 
 @dataclass
@@ -614,11 +455,21 @@ def run_worker(
 ) -> dict[str, Any]:
     database = database_name(args.database_url)
     worker = WorkerProcess(args.concurrency, env, folder)
-    cpu = CpuMeter(database, worker, redis)
-    profiler = Profiler(Path(args.profile) if args.profile else None)
+    # Redis is shared plumbing, not the worker's own work: it counts as other work.
+    cpu = CpuMeter(
+        {
+            "worker main": lambda: [worker.pid],
+            "worker pool + beat": lambda: descendants(worker.pid),
+            "postgres backends": lambda: postgres_backends(database),
+            "bench (smtp sink)": lambda: [os.getpid()],
+        }
+    )
+    profiler = Profiler(Path(args.profile) if args.profile else None, rate=50)
+    profiling = contextlib.ExitStack()
+    profile: Path | None = None
     timeline = Timeline()
     result: dict[str, Any] = {}
-    before = cpu.snapshot()
+    before = cpu.read()
     started = time.monotonic()
     started_at = time.time()
     worker.start()
@@ -636,14 +487,14 @@ def run_worker(
             seen = sink.count()
             if ready_at is None and "ready." in worker.logs()[-20000:]:
                 ready_at = elapsed
-                profiler.start(worker.pid)
+                profile = profiling.enter_context(profiler.record("worker", worker.pid))
             if elapsed >= next_sample:
                 timeline.samples.append((round(elapsed, 2), seen, redis.queue_length("intake")))
                 next_sample += 1.0
             if elapsed >= next_load:
                 # What the rest of the machine did meanwhile: a shared machine decides these numbers.
-                snapshot = cpu.snapshot()
-                timeline.loads.append((round(elapsed, 1), CpuMeter.used(last_load, snapshot, 10.0)["other processes"]))
+                snapshot = cpu.read()
+                timeline.loads.append((round(elapsed, 1), CpuMeter.cores(last_load, snapshot)[OTHER_WORK]))
                 last_load = snapshot
                 next_load += 10.0
             if elapsed >= next_print:
@@ -660,16 +511,15 @@ def run_worker(
         result["timed_out"] = done_at is None
         result["seconds"] = round(done_at if done_at is not None else time.monotonic() - started, 2)
         result["sent_in_time"] = sink.count()
-        after = cpu.snapshot()
-        result["cores"] = CpuMeter.used(before, after, result["seconds"])
+        after = cpu.read()
+        result["cores"] = CpuMeter.cores(before, after)
         # CPU per email does not depend on how busy the rest of the machine is; the wall time does.
         result["cpu_ms_per_email"] = {
-            name: round((after[name] - before[name]) * 1000 / max(1, result["sent_in_time"]), 2)
-            for name in before
-            if name != "machine"
+            name: round(seconds * 1000 / max(1, result["sent_in_time"]), 2)
+            for name, seconds in CpuMeter.seconds(before, after).items()
         }
         timeline.samples.append((round(time.monotonic() - started, 2), sink.count(), redis.queue_length("intake")))
-        profiler.stop()
+        profiling.close()
         # Keep everything running a little longer: a message sent twice after the last new one shows now.
         if args.settle > 0 and done_at is not None:
             time.sleep(args.settle)
@@ -677,19 +527,20 @@ def run_worker(
         result["ready_at"] = round(ready_at, 2) if ready_at is not None else None
         result["timeline"] = timeline
     finally:
-        profiler.stop()
+        profiling.close()
         # Celery's warm shutdown: the tasks running now finish and record their outcome (the sink still
         # accepts), so the database read below agrees with the sink even after a timeout.
         worker.stop()
     result["db"] = database_state(args.database_url)
     result["log"] = log_summary(worker.logs(), started_at)
     result["log_path"] = str(worker.log_path)
-    result["profile"] = str(profiler.output) if profiler.output is not None else None
+    result["profile"] = str(profile) if profile is not None else None
     return result
 
 
 def checks(count: int, sink: SmtpSink, seeded: Seeded, state: dict[str, Any]) -> dict[str, Any]:
-    deliveries, recipients = sink.snapshot()
+    received = sink.snapshot()
+    deliveries, recipients = [r.delivery for r in received], [r.rcpt_tos for r in received]
     by_delivery = Counter(deliveries)
     by_recipient = Counter(r for rcpt in recipients for r in rcpt)
     without_header = by_delivery.pop("", 0)
@@ -876,11 +727,11 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
         print("  errors: " + "\n          ".join(log["errors"][:5]))
     print(f"  redis `intake` queue (messages): max {result['max_queue']}, left at the end {result['queue_left']}")
     print("  emails per minute: " + " ".join(str(n) for n in result["per_minute"]))
-    print("  cores other processes used, per minute: " + " ".join(str(n) for n in result["other_cores_per_minute"]))
+    print("  cores of other work, per minute: " + " ".join(str(n) for n in result["other_cores_per_minute"]))
     print("  cores used: " + ", ".join(f"{k} {v}" for k, v in result["cores"].items()))
     print("  CPU ms per email: " + ", ".join(f"{k} {v}" for k, v in result["cpu_ms_per_email"].items()))
     if result["disturbed"]:
-        print(f"  NOTE: other processes used {result['cores']['other processes']} cores: the machine was shared")
+        print(f"  NOTE: other processes used {result['cores'][OTHER_WORK]} cores: the machine was shared")
     if result.get("profile"):
         print(f"  profile (py-spy raw): {result['profile']}")
     if check["problems"]:
@@ -919,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     folder = Path(tempfile.mkdtemp(prefix="intake-bench-followups-"))
     redis = RedisServer(folder / "redis")
-    sink = SmtpSink()
+    sink = SmtpSink(keep_bodies=False)
     created = False
     keep_folder = args.keep_logs
     try:
@@ -941,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker code: {code}", flush=True)
         print("set for the worker: " + ", ".join(f"{k}={v}" for k, v in explicit.items()), flush=True)
         print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
-        quiet = wait_until_quiet(args.quiet_timeout, cores)
+        quiet = wait_quiet(DISTURBED_CORES, args.quiet_timeout)
         print(f"start (machine busy {quiet} cores before): intake worker --beat --concurrency {args.concurrency}")
         run = run_worker(args, env, folder, sink, redis)
         state = run.pop("db")
@@ -964,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": settings,
             "set_for_the_worker": explicit,
             "machine_busy_before": quiet,
-            "disturbed": run["cores"]["other processes"] > DISTURBED_CORES,
+            "disturbed": run["cores"][OTHER_WORK] > DISTURBED_CORES,
             "seed_seconds": round(seeded.seconds, 1),
             "spanish": seeded.spanish,
             "worker_code": code,

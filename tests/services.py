@@ -1,156 +1,21 @@
-"""Real services the worker tests drive: a Redis server of their own, an SMTP sink, a webhook sink, a worker."""
+"""Real services the worker tests drive: a Redis server of their own, an SMTP sink, a webhook sink, a worker.
+
+Redis, the SMTP sink, ports and waiting come from `bench.support`, which the benchmarks share.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import email
-import email.policy
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
+from bench.support import Received, RedisServer, SmtpBehaviour, SmtpSink, free_port, stop_process, wait_for
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class RedisServer:
-    """A redis-server on its own port, so a test may stop and start it without touching anyone else's."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._dir = tempfile.mkdtemp(prefix="intake-redis-")
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
-        self._process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, 10, "redis to start")
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
-
-
-@dataclass
-class Received:
-    rcpt_tos: list[str]
-    message: EmailMessage
-    raw: bytes
-
-
-@dataclass
-class SmtpBehaviour:
-    """Answers to give: the next DATA replies (e.g. two 451s), and whether RCPT should hang."""
-
-    data_replies: list[str] = field(default_factory=list)
-    hold_rcpt: threading.Event | None = None
-    rcpt_seen: threading.Event = field(default_factory=threading.Event)
-
-
-class _Handler:
-    def __init__(self, sink: SmtpSink):
-        self._sink = sink
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        behaviour = self._sink.behaviour
-        behaviour.rcpt_seen.set()
-        if behaviour.hold_rcpt is not None:
-            # Set from the test's thread: wait for it off the server's event loop.
-            await asyncio.to_thread(behaviour.hold_rcpt.wait)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self._sink.lock:
-            self._sink.data_commands += 1
-            if self._sink.behaviour.data_replies:
-                return self._sink.behaviour.data_replies.pop(0)
-            raw = bytes(envelope.content)
-            message = email.message_from_bytes(raw, policy=email.policy.default)
-            self._sink.received.append(Received(list(envelope.rcpt_tos), message, raw))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-
-class SmtpSink:
-    """An aiosmtpd server on loopback that keeps what it accepts and answers as told."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list[Received] = []
-        self.data_commands = 0
-        self.lock = threading.Lock()
-        self.behaviour = SmtpBehaviour()
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
-
-    def start(self) -> None:
-        self._controller.start()
-
-    def stop(self) -> None:
-        self._controller.stop()
-
-    def reset(self) -> None:
-        with self.lock:
-            self.received.clear()
-            self.data_commands = 0
-            self.behaviour = SmtpBehaviour()
-
-    def to(self, address: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.received if address in r.rcpt_tos]
+__all__ = ["Received", "RedisServer", "SmtpBehaviour", "SmtpSink", "WebhookSink", "Worker", "free_port", "wait_for"]
 
 
 class WebhookSink:
@@ -204,19 +69,12 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the whole worker: the main process and its pool children, no chance to clean up."""
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
+        stop_process(self.process, timeout=10, sig=signal.SIGKILL)
+        self.process = None
 
     def stop(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
+        stop_process(self.process, timeout=20)
+        self.process = None
 
     def logs(self) -> str:
         return self._log_path.read_text(errors="replace")
