@@ -23,3 +23,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check intake workers tests bench migrations
 	$(VENV)/bin/ruff format --check intake workers tests bench migrations
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports

@@ -465,7 +465,7 @@ def seed_invitations(engine: Engine, count: int, prefix: str) -> list[uuid.UUID]
                 **triage,
             }
         )
-        # The row insert_deliveries (intake/messaging/routing.py) writes for a booking invitation.
+        # The row intake/leads/follow_through.py writes for a booking invitation.
         deliveries.append(
             {
                 "id": new_id(),

@@ -13,7 +13,6 @@ from pathlib import Path
 import jwt
 import msgspec
 
-from intake.db.base import utcnow
 from intake.settings import Settings
 
 BOOK = "intake:book"
@@ -27,7 +26,7 @@ class BadToken(Exception):
 
 def sign(secret: str, purpose: str, subject: uuid.UUID, lifetime: dt.timedelta) -> str:
     """The JWT `jwt.encode` makes, with the claims encoded by msgspec: every submission signs one."""
-    now = utcnow()
+    now = dt.datetime.now(dt.UTC)
     iat = int(now.timestamp())
     claims = {"sub": str(subject), "aud": purpose, "iat": iat, "exp": int((now + lifetime).timestamp())}
     return jwt.api_jws.encode(msgspec.json.encode(claims), secret, algorithm="HS256")
