@@ -8,9 +8,10 @@ from typing import Any
 
 import uuid_utils.compat
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import JSON, MetaData, Uuid
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import MetaData, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from intake.db.dialect import JSONDocument
 
 # Constraint names must be stable for Alembic to diff and drop them on SQLite and PostgreSQL alike.
 NAMING_CONVENTION = {
@@ -29,10 +30,6 @@ def utcnow() -> dt.datetime:
 def new_id() -> uuid.UUID:
     """UUIDv7: time-ordered, so new rows land at the end of the primary-key index."""
     return uuid_utils.compat.uuid7()
-
-
-# JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Table
+from sqlalchemy import JSON, Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+"""JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite."""
 
 Bind = Session | AsyncSession | Connection | Engine
 
@@ -44,4 +48,4 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous_normal: b
     cursor.close()
 
 
-__all__ = ["insert", "is_postgresql", "skip_locked", "sqlite_pragmas"]
+__all__ = ["JSONDocument", "insert", "is_postgresql", "skip_locked", "sqlite_pragmas"]

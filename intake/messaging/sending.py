@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import FromClause, Select, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from intake.db import dialect
 from intake.db.base import utcnow
 from intake.db.models import Booking, Consent, Delivery, Lead, Screening
 from intake.logs import error_summary
@@ -160,7 +161,7 @@ def claim_and_load(
     """`claim` then `load`. On PostgreSQL one statement: the claim's UPDATE in a CTE, run exactly once and
     committed with the statement (autocommit) before anything is sent."""
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if not dialect.is_postgresql(connection):
         delivery = claim(session, delivery_id, now, lease)
         return None if delivery is None else (delivery, load(session, delivery))
     row = connection.execute(_CLAIM_AND_LOAD, _claim_params(delivery_id, now, lease)).one_or_none()
