@@ -7,8 +7,9 @@ updates it or inserts a new one, and inserts the screening, its outbox message a
   statement, run on the pooled connection's asyncpg driver directly. One round trip instead of
   seven (BEGIN, five statements, COMMIT): the round trips, and SQLAlchemy's execution layer
   around them, were most of a submission's CPU (bench/intake.py's profile). The statement is
-  generated from the tables' columns and compiled once. With an idempotency record to keep, it
-  and the record share an explicit transaction.
+  built with SQLAlchemy Core from the tables' columns and compiled once (`submission_sql`, which
+  bench/intake.py's ceiling runs too). With an idempotency record to keep, it and the record
+  share an explicit transaction.
 * On SQLite the same rows are written statement by statement through SQLAlchemy Core.
 
 Either way: a new lead gets the row given; a lead found gets the newest details, except that a
@@ -28,7 +29,24 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import String, Table, bindparam, case, insert, or_, select, text, update
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -96,9 +114,8 @@ async def write_submission(engine: AsyncEngine, rows: SubmissionRows, idempotenc
 
 async def _write_asyncpg(engine: AsyncEngine, rows: SubmissionRows, idempotency: IdempotencyRow | None) -> uuid.UUID:
     dialect = engine.dialect
-    parts = _parts(rows)
-    submit = _submission(dialect, tuple(tuple(part) for part in parts))
-    args = submit.args(parts)
+    submit = submission_sql(rows, dialect)
+    args = submit.args(rows)
     async with engine.connect() as conn:
         # SQLAlchemy's adapter has no transaction open on this connection, so giving it back to
         # the pool needs no round trip.
@@ -131,16 +148,34 @@ def _parts(rows: SubmissionRows) -> tuple[dict[str, Any], ...]:
     return rows.lead, rows.screening, rows.outbox, rows.consent
 
 
-class _SubmissionStatement:
-    """The submission statement compiled once, and where each of its $n values comes from."""
+_ROWS = ("lead", "screening", "outbox", "consent")
+# Parameters are named by row prefix and column: `l_email` is the lead's "email".
+_PREFIXES = ("l_", "s_", "o_", "c_")
+
+
+class SubmissionSql:
+    """The submission statement compiled once for asyncpg, and where each of its $n values comes from."""
+
+    sql: str
+    """The PostgreSQL text, with $1, $2, … for asyncpg's `fetchval` (it returns the lead's id)."""
+    params: tuple[tuple[str, str], ...]
+    """What $1, $2, … are, in order: (row, column), row one of "lead", "screening", "outbox", "consent"."""
 
     def __init__(self, dialect: Dialect, keys: tuple[tuple[str, ...], ...]):
-        compiled = _Compiled(_submission_statement(dialect, *keys), dialect)
+        compiled = _Compiled(_submission_statement(*keys), dialect)
+        plan = []
+        for name, _, process in compiled.plan:
+            if name[:2] not in _PREFIXES or name[2:] not in keys[_PREFIXES.index(name[:2])]:
+                raise ValueError(f"the submission statement has a parameter no row gives: {name}")
+            plan.append((_PREFIXES.index(name[:2]), name[2:], process))
         self.sql = compiled.sql
-        # Parameters are named by table prefix and column: `l_email` is the lead's "email".
-        self._plan = [(_PREFIXES.index(name[:2]), name[2:], process) for name, _, process in compiled.plan]
+        self.params = tuple((_ROWS[part], key) for part, key, _ in plan)
+        self._plan = plan
 
-    def args(self, parts: tuple[dict[str, Any], ...]) -> list[Any]:
+    def args(self, rows: SubmissionRows) -> list[Any]:
+        """The values of $1, $2, … from these rows (which have the keys the statement was built for),
+        converted as SQLAlchemy would (e.g. JSON to text)."""
+        parts = _parts(rows)
         out = []
         for part, key, process in self._plan:
             value = parts[part][key]
@@ -148,84 +183,86 @@ class _SubmissionStatement:
         return out
 
 
+_ASYNCPG = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+
+
+def submission_sql(rows: SubmissionRows, dialect: Dialect | None = None) -> SubmissionSql:
+    """The one PostgreSQL statement that writes a submission with rows of these keys (their values
+    are not used), on asyncpg: the app's own, and the one bench/intake.py's ceiling runs.
+
+    Built from SQLAlchemy Core and compiled once per dialect and set of keys (cached): run
+    `result.sql` with `*result.args(rows)`. `dialect` is the engine's (its JSON serializer is used);
+    by default, asyncpg's PostgreSQL dialect with SQLAlchemy's defaults.
+    """
+    return _submission(dialect or _ASYNCPG, tuple(tuple(part) for part in _parts(rows)))
+
+
 @functools.cache
-def _submission(dialect: Dialect, keys: tuple[tuple[str, ...], ...]) -> _SubmissionStatement:
-    return _SubmissionStatement(dialect, keys)
-
-
-_PREFIXES = ("l_", "s_", "o_", "c_")
+def _submission(dialect: Dialect, keys: tuple[tuple[str, ...], ...]) -> SubmissionSql:
+    return SubmissionSql(dialect, keys)
 
 
 def _submission_statement(
-    dialect: Dialect,
     lead: tuple[str, ...],
     screening: tuple[str, ...],
     outbox: tuple[str, ...],
     consent: tuple[str, ...],
-) -> ClauseElement:
+) -> Select[tuple[uuid.UUID]]:
     """The whole submission as one PostgreSQL statement, for rows with these keys (built once per
-    set of keys, by `_submission`)."""
-    params: list[Any] = []
+    set of keys, by `_submission`): data-modifying CTEs, in SQLAlchemy Core."""
+    binds: dict[str, BindParameter[Any]] = {}
 
-    def p(prefix: str, table: Table, column: str) -> str:
-        """A typed parameter: CAST so that PostgreSQL knows its type wherever it stands."""
+    def p(prefix: str, table: Table, column: str) -> BindParameter[Any]:
+        """The value given for a column, one parameter wherever it stands. Typed by the column, so
+        asyncpg's dialect renders `$n::TYPE` and PostgreSQL knows its type even in a bare SELECT."""
         name = prefix + column
-        if all(b.key != name for b in params):
-            params.append(bindparam(name, type_=table.c[column].type))
-        return f"CAST(:{name} AS {table.c[column].type.compile(dialect=dialect)})"
+        if name not in binds:
+            binds[name] = bindparam(name, type_=table.c[column].type)
+        return binds[name]
 
-    columns = {"screening": (*screening, "lead_id"), "consent": (*consent, "lead_id")}
+    email, phone = p("l_", _leads, "email"), p("l_", _leads, "phone")
+    found = (
+        select(_leads.c.id, _leads.c.phone)
+        .where(or_(_leads.c.email == email, _leads.c.phone == phone))
+        .order_by(case((_leads.c.email == email, literal_column("0")), else_=literal_column("1")), _leads.c.created_at)
+        .limit(literal_column("1"))
+        .with_for_update()
+        .cte("found")
+    )
 
-    def values(prefix: str, table: Table, columns: Iterable[str]) -> str:
-        return ", ".join("lead.id" if c == "lead_id" else p(prefix, table, c) for c in columns)
-
-    kept_phone_digits = "coalesce(ltrim(found.phone, '+'), '')"
-    assignments = []
+    kept_phone_digits = func.coalesce(func.ltrim(found.c.phone, literal_column("'+'")), literal_column("''"))
+    assignments: dict[str, Any] = {}
     for c in lead:
         if c in _SET_ONCE:
             continue
         given = p("l_", _leads, c)
         if c in _KEPT_WHEN_NONE:
-            assignments.append(f"{c} = coalesce({given}, leads.{c})")
+            assignments[c] = func.coalesce(given, _leads.c[c])
         elif c == "search_text":
-            phone = p("l_", _leads, "phone")
-            assignments.append(
-                f"search_text = CASE WHEN {phone} IS NULL "
-                f"THEN left({given} || {kept_phone_digits}, {_SEARCH_TEXT_LENGTH}) ELSE {given} END"
-            )
+            appended = func.left(given.concat(kept_phone_digits), literal_column(str(_SEARCH_TEXT_LENGTH)))
+            assignments[c] = case((phone.is_(None), appended), else_=given)
         else:
-            assignments.append(f"{c} = {given}")
-    email, phone = p("l_", _leads, "email"), p("l_", _leads, "phone")
-    # Only the tables' own column names (p() looks each one up) are written into the text; every
-    # value is a bound parameter.
-    sql = f"""
-WITH found AS (
-    SELECT id, phone FROM leads
-    WHERE email = {email} OR phone = {phone}
-    ORDER BY CASE WHEN email = {email} THEN 0 ELSE 1 END, created_at
-    LIMIT 1 FOR UPDATE
-), updated AS (
-    UPDATE leads SET {", ".join(assignments)}
-    FROM found WHERE leads.id = found.id
-    RETURNING leads.id
-), inserted AS (
-    INSERT INTO leads ({", ".join(lead)})
-    SELECT {", ".join(p("l_", _leads, c) for c in lead)}
-    WHERE NOT EXISTS (SELECT FROM found)
-    RETURNING id
-), lead AS (
-    SELECT id FROM updated UNION ALL SELECT id FROM inserted
-), screening AS (
-    INSERT INTO screenings ({", ".join(columns["screening"])})
-    SELECT {values("s_", _screenings, columns["screening"])} FROM lead
-), outbox AS (
-    INSERT INTO outbox_messages ({", ".join(outbox)}) VALUES ({values("o_", _outbox, outbox)})
-), consent AS (
-    INSERT INTO consents ({", ".join(columns["consent"])})
-    SELECT {values("c_", _consents, columns["consent"])} FROM lead
-)
-SELECT id FROM lead"""  # noqa: S608
-    return text(sql).bindparams(*params)
+            assignments[c] = given
+    updated = update(_leads).values(assignments).where(_leads.c.id == found.c.id).returning(_leads.c.id).cte("updated")
+    inserted = (
+        insert(_leads)
+        .from_select(lead, select(*(p("l_", _leads, c) for c in lead)).where(~exists().select_from(found)))
+        .returning(_leads.c.id)
+        .cte("inserted")
+    )
+    found_or_new = union_all(select(updated.c.id), select(inserted.c.id)).cte("lead")
+
+    def with_lead(name: str, prefix: str, table: Table, columns: tuple[str, ...]) -> CTE:
+        """The row given, with the lead's id (found or new) as `lead_id`."""
+        values = select(*(p(prefix, table, c) for c in columns), found_or_new.c.id)
+        return insert(table).from_select((*columns, "lead_id"), values).cte(name)
+
+    # Not referred to by the final SELECT: add_cte() renders them all the same.
+    return select(found_or_new.c.id).add_cte(
+        with_lead("screening", "s_", _screenings, screening),
+        insert(_outbox).values({c: p("o_", _outbox, c) for c in outbox}).cte("outbox"),
+        with_lead("consent", "c_", _consents, consent),
+    )
 
 
 class _Compiled:
@@ -302,4 +339,12 @@ def _insert(table: Table) -> Any:
     return insert(table)
 
 
-__all__ = ["Disconnected", "IdempotencyRow", "SubmissionRows", "WriteConflict", "write_submission"]
+__all__ = [
+    "Disconnected",
+    "IdempotencyRow",
+    "SubmissionRows",
+    "SubmissionSql",
+    "WriteConflict",
+    "submission_sql",
+    "write_submission",
+]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from intake.messaging import kinds
 from intake.messaging.publishing.celery_app import CeleryBroker, create_celery
 from intake.messaging.publishing.publication import Publication
 from intake.messaging.publishing.publisher import BackgroundPublisher
-from intake.messaging.publishing.redis_broker import RedisQueues
+from intake.messaging.publishing.redis_broker import RedisQueues, task_message
 from tests.conftest import make_settings
 from tests.services import RedisServer
 
@@ -45,24 +47,44 @@ def client(redis: RedisServer) -> redis_client.Redis:
     return client
 
 
+@pytest.mark.parametrize(
+    ("task", "queue"),
+    [(kinds.TASK_ROUTE_SCREENING, kinds.ALERTS_QUEUE), (kinds.TASK_SEND_DELIVERY, kinds.DEFAULT_QUEUE)],
+)
 async def test_messages_are_the_ones_celery_writes(
-    redis: RedisServer, client: redis_client.Redis, tmp_path: Path
+    redis: RedisServer, client: redis_client.Redis, tmp_path: Path, task: str, queue: str
 ) -> None:
-    publication = Publication(kinds.TASK_ROUTE_SCREENING, uuid.uuid4(), kinds.ALERTS_QUEUE)
+    publication = Publication(task, uuid.uuid4(), queue)
     settings = make_settings("sqlite+aiosqlite:///unused.db", tmp_path, broker={"redis_url": redis.url})
     CeleryBroker(create_celery(settings, fail_fast=True)).send(publication)
-    (theirs,) = _stored(client, kinds.ALERTS_QUEUE)
-    client.delete(kinds.ALERTS_QUEUE)
+    (theirs,) = _stored(client, queue)
+    client.delete(queue)
 
     queues = RedisQueues(redis.url)
     await queues.send([publication])
     await queues.aclose()
-    (ours,) = _stored(client, kinds.ALERTS_QUEUE)
+    (raw,) = client.lrange(queue, 0, -1)
+    ours = json.loads(raw)
 
     assert _shape(ours) == _shape(theirs)
+    assert list(ours["headers"]) == list(theirs["headers"])  # the same headers, none left out or added
+    assert ours["headers"]["task"] == task
     assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
     assert ours["headers"]["id"] != ours["properties"]["delivery_tag"]
+    assert ours["headers"]["origin"] == f"{os.getpid()}@{socket.gethostname()}"
+    assert ours["properties"]["reply_to"]
+    assert b"\\u0000" not in raw  # no placeholder of the template left in
     assert json.loads(base64.b64decode(ours["body"]))[0] == [str(publication.ref)]
+
+
+def test_the_message_differs_per_message_only_where_celery_says() -> None:
+    one, two = (
+        json.loads(task_message(kinds.TASK_ROUTE_SCREENING, ["ref"], kinds.ALERTS_QUEUE, origin="o", reply_to="r"))
+        for _ in range(2)
+    )
+    assert one["headers"]["id"] != two["headers"]["id"]
+    assert one["properties"]["delivery_tag"] != two["properties"]["delivery_tag"]
+    assert _shape(one) == _shape(two)
 
 
 async def test_a_batch_lands_on_each_publications_queue(redis: RedisServer, client: redis_client.Redis) -> None:
