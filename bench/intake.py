@@ -10,7 +10,7 @@ Two HTTP servers, each one uvicorn process with one worker, are loaded in turn:
   limit ON at its default (10 submissions a minute per client address).
 * ceiling: a bare Litestar app defined in this file. Its one POST endpoint decodes the same JSON
   body with msgspec and runs the app's own submission statement (imported from
-  intake/leads/store.py by `app_submission_statement`, the one place to re-point) on a raw asyncpg
+  intake/leads/store.py's `submission_sql`, named in `app_submission_statement` only) on a raw asyncpg
   pool: no SQLAlchemy, no validation, no scoring, no broker, no rate limit.
 
 Both servers sit behind a "reverse proxy": uvicorn gets --proxy-headers --forwarded-allow-ips
@@ -250,19 +250,17 @@ def make_body(templates: list[list[str]], traffic: Traffic, n: int) -> bytes:
 
 def app_submission_statement() -> tuple[str, Callable[[tuple[dict[str, Any], ...]], list[Any]]]:
     """The app's one statement of a submission, compiled for asyncpg: its SQL, and its $n values
-    from the (lead, screening, outbox, consent) rows.
+    from the (lead, screening, outbox, consent) rows: `intake.leads.store.submission_sql`, the very
+    statement `write_submission` runs (compiled once, cached)."""
+    from intake.leads.store import SubmissionRows, submission_sql
 
-    The only place the benchmark names the app's statement: when intake/leads/store.py changes
-    how it builds it, re-point this import. Today it is `intake.leads.store._submission(dialect,
-    keys)` (cached; `.sql` and `.args(parts)`), the very object `write_submission` runs.
-    """
-    from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+    sample = SubmissionRows(*_ceiling_rows(_SAMPLE_BODY))
+    statement = submission_sql(sample)
 
-    from intake.leads.store import _submission
+    def values_of(rows: tuple[dict[str, Any], ...]) -> list[Any]:
+        return statement.args(SubmissionRows(*rows))
 
-    keys = tuple(tuple(part) for part in _ceiling_rows(_SAMPLE_BODY))
-    statement = _submission(PGDialect_asyncpg(), keys)
-    return statement.sql, statement.args
+    return statement.sql, values_of
 
 
 _EMERGENCY_FLAGS = ("bladder_bowel", "saddle_numbness", "chest_abdomen")
