@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
@@ -33,7 +33,7 @@ from intake.booking.schemas import (
 from intake.booking.staff import StaffBooking
 from intake.db.models import StaffMember
 from intake.staff.guards import admin_only
-from intake.vocabulary import Location
+from intake.vocabulary import BookingStatusName, Location
 
 From = Annotated[dt.datetime | None, QueryParameter(name="from", description="UTC ISO time, with its offset")]
 To = Annotated[dt.datetime | None, QueryParameter(name="to", description="UTC ISO time, with its offset")]
@@ -259,7 +259,7 @@ class BookingController(Controller):
         at_to: To = None,
         clinician_id: FromQuery[uuid.UUID | None] = None,
         location: FromQuery[Location | None] = None,
-        status: FromQuery[Literal["booked", "cancelled", "attended", "no_show"] | None] = None,
+        status: FromQuery[BookingStatusName | None] = None,
     ) -> Response[ScheduleOut]:
         body = await staff_booking.schedule(
             at_from=at_from,

@@ -17,6 +17,7 @@ from intake.booking.views import slot_dicts
 from intake.db.models import AvailabilityException, AvailabilityRule, Booking, Lead, LocationSettings, StaffMember
 from intake.screening import Tier
 from intake.settings import Settings
+from intake.vocabulary import BookingStatus
 
 NEXT_SLOTS = 5
 """How many other free starts a 409 for a taken slot suggests."""
@@ -123,7 +124,7 @@ class FreeSlots:
         staff_id: uuid.UUID | None = None,
     ) -> list[Busy]:
         stmt = select(Booking.staff_id, Booking.location, Booking.starts_at, Booking.ends_at).where(
-            Booking.status == "booked", Booking.ends_at > start, Booking.starts_at < end
+            Booking.status == BookingStatus.BOOKED, Booking.ends_at > start, Booking.starts_at < end
         )
         if ignore is not None:
             stmt = stmt.where(Booking.id != ignore)

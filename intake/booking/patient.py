@@ -25,7 +25,7 @@ from intake.db.models import Booking, Lead
 from intake.messaging.publishing.publisher import BackgroundPublisher
 from intake.problems import Conflict, NotFound
 from intake.settings import Settings
-from intake.vocabulary import OPEN_STATUSES
+from intake.vocabulary import OPEN_STATUSES, BookingStatus
 
 log = structlog.get_logger(__name__)
 
@@ -83,8 +83,6 @@ class PatientBooking:
                 f"This link is not valid. Please call us at {self._settings.clinic.phone} to change your booking."
             ) from None
 
-    # --- patients -----------------------------------------------------------------------------------
-
     async def slots_for_link(self, *, token: str) -> SlotsOut:
         """Free times for the booking link's person at their location; with a confirmation email's manage
         token (the reschedule page), the times that booking may move to (its own time left out)."""
@@ -109,7 +107,7 @@ class PatientBooking:
             location = moving.location if moving is not None else lead.location
             self._placement.check_area(lead, location)
             asking = self._slots.for_patient(lead)
-            live = moving if moving is not None and moving.status == "booked" else None
+            live = moving if moving is not None and moving.status == BookingStatus.BOOKED else None
             availability = await self._slots.availability(
                 session, location=location, now=now, horizon=asking.horizon, ignore=live.id if live else None
             )
@@ -178,10 +176,10 @@ class PatientBooking:
             lead = await self._placement.locked_lead(session, await self._placement.lead_id_of(session, booking_id))
             booking = await self._current(session, booking_id)
             self._refuse_stale(booking, expired, now)
-            if booking.status == "cancelled":
+            if booking.status == BookingStatus.CANCELLED:
                 return await self._views.patient_view(session, booking, now)
             self._check_changeable(booking, now)
-            booking.status, booking.cancelled_at, booking.updated_at = "cancelled", now, now
+            booking.status, booking.cancelled_at, booking.updated_at = BookingStatus.CANCELLED, now, now
             publications = await self._changes.after_change(
                 session, lead=lead, booking=booking, event="cancelled", actor_id=None, now=now
             )
@@ -203,9 +201,9 @@ class PatientBooking:
                 booking = await self._current(session, booking_id)
                 self._refuse_stale(booking, expired, now)
                 location = booking.location
-                if booking.status == "booked" and booking.starts_at == starts_at:
+                if booking.status == BookingStatus.BOOKED and booking.starts_at == starts_at:
                     return await self._views.patient_view(session, booking, now)
-                if booking.status == "cancelled":
+                if booking.status == BookingStatus.CANCELLED:
                     raise Conflict(
                         "This consultation was cancelled. Book a new one with your booking link.",
                         booking_url=links.booking_url(self._settings, lead.id),
@@ -260,14 +258,14 @@ class PatientBooking:
     def _refuse_stale(self, booking: Booking, expired: bool, now: dt.datetime) -> None:
         """An expired link is only good for hearing "call the clinic": if the booking could still be
         changed online, the token is from an older email (a later move has fresh links)."""
-        if expired and booking.status == "booked" and now < self._views.change_until(booking):
+        if expired and booking.status == BookingStatus.BOOKED and now < self._views.change_until(booking):
             raise LinkInvalid(
                 "This link has expired: use the links in your latest confirmation email, or call us at "
                 f"{self._settings.clinic.phone}."
             )
 
     def _check_changeable(self, booking: Booking, now: dt.datetime) -> None:
-        if booking.status != "booked":
+        if booking.status != BookingStatus.BOOKED:
             raise Conflict(
                 f"This consultation can no longer be changed online. Please call us at {self._settings.clinic.phone}.",
                 phone=self._settings.clinic.phone,

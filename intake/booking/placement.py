@@ -22,6 +22,7 @@ from intake.db.base import new_id, utcnow
 from intake.db.models import Booking, Lead, StaffMember
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.settings import Settings
+from intake.vocabulary import BookingStatus
 
 
 async def lock(session: AsyncSession, model: type[Lead] | type[StaffMember], row_id: uuid.UUID) -> bool:
@@ -160,7 +161,7 @@ class Placement:
                 next_slots=self._slots.next_slots(free, starts_at),
             )
         if replacing is not None:
-            replacing.status = "cancelled"
+            replacing.status = BookingStatus.CANCELLED
             replacing.cancelled_at = now
             replacing.updated_at = now
             # Flushed first: the lead may hold only one live booking (a partial unique index).
@@ -174,7 +175,7 @@ class Placement:
             location=location,
             starts_at=chosen.starts_at,
             ends_at=chosen.ends_at,
-            status="booked",
+            status=BookingStatus.BOOKED,
             booked_by_id=booked_by,
             rescheduled_from_id=replacing.id if replacing is not None else None,
         )
@@ -188,7 +189,7 @@ class Placement:
         return await session.get_one(Lead, lead_id)
 
     async def live_booking(self, session: AsyncSession, lead_id: uuid.UUID) -> Booking | None:
-        stmt = select(Booking).where(Booking.lead_id == lead_id, Booking.status == "booked").limit(1)
+        stmt = select(Booking).where(Booking.lead_id == lead_id, Booking.status == BookingStatus.BOOKED).limit(1)
         return (await session.execute(stmt)).scalar_one_or_none()
 
     async def explain_clash(

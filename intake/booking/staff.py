@@ -29,7 +29,7 @@ from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.settings import Settings
 from intake.staff import audit
 from intake.staff.schemas import StaffRef
-from intake.vocabulary import OPEN_STATUSES
+from intake.vocabulary import OPEN_STATUSES, BookingStatus
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +49,6 @@ class StaffBooking:
         self._views = Views(settings)
         self._changes = Changes(settings, publisher)
         self._zone = ZoneInfo(settings.clinic.timezone)
-
-    # --- staff --------------------------------------------------------------------------------------
 
     async def slots_for_staff(
         self,
@@ -195,20 +193,29 @@ class StaffBooking:
     ) -> tuple[Publication, ...]:
         if booking.status == target:
             return ()  # said twice (a double click): nothing more happens
-        if booking.status != "booked":
+        if booking.status != BookingStatus.BOOKED:
             raise Conflict(f"The booking is {booking.status}; it cannot become {target}.", status=booking.status)
-        if target in ("attended", "no_show") and now < booking.starts_at:
+        if target in (BookingStatus.ATTENDED, BookingStatus.NO_SHOW) and now < booking.starts_at:
             raise Conflict(f"A consultation can be marked {target} once it has started.")
         booking.status, booking.updated_at = target, now
-        if target == "cancelled":
+        if target == BookingStatus.CANCELLED:
             booking.cancelled_at = now
         event: followups.BookingEvent = (
-            "cancelled" if target == "cancelled" else "attended" if target == "attended" else "no_show"
+            "cancelled"
+            if target == BookingStatus.CANCELLED
+            else "attended"
+            if target == BookingStatus.ATTENDED
+            else "no_show"
         )
         publications = await self._changes.after_change(
             session, lead=lead, booking=booking, event=event, actor_id=actor.id, now=now
         )
-        action = {"cancelled": "booking.cancel", "attended": "booking.attended", "no_show": "booking.no_show"}[target]
+        actions: dict[str, str] = {
+            BookingStatus.CANCELLED: "booking.cancel",
+            BookingStatus.ATTENDED: "booking.attended",
+            BookingStatus.NO_SHOW: "booking.no_show",
+        }
+        action = actions[target]
         audit.record(session, actor_id=actor.id, action=action, lead_id=lead.id, fields=["status"])
         log.info("booking.status", booking_id=str(booking.id), status=target)
         return publications
@@ -223,7 +230,7 @@ class StaffBooking:
         actor: StaffMember,
         now: dt.datetime,
     ) -> tuple[Booking, tuple[Publication, ...]]:
-        if booking.status != "booked":
+        if booking.status != BookingStatus.BOOKED:
             raise Conflict(f"The booking is {booking.status}: only a live booking can be moved.", status=booking.status)
         target = starts_at or booking.starts_at
         if target <= now:
@@ -291,7 +298,7 @@ class StaffBooking:
             stmt = stmt.where(Booking.staff_id == clinician_id)
         if location is not None:
             stmt = stmt.where(Booking.location == location)
-        stmt = stmt.where(Booking.status == status) if status else stmt.where(Booking.status != "cancelled")
+        stmt = stmt.where(Booking.status == status) if status else stmt.where(Booking.status != BookingStatus.CANCELLED)
         async with self._sessionmaker() as session, session.begin():
             rows = (await session.execute(stmt.order_by(Booking.starts_at, Booking.id))).tuples().all()
             audit.record(

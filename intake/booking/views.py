@@ -16,6 +16,7 @@ from intake.booking.slots import Offer
 from intake.db.models import Booking, Lead, StaffMember
 from intake.settings import Settings
 from intake.staff.schemas import StaffRef
+from intake.vocabulary import BookingStatus
 
 
 class Views:
@@ -33,7 +34,7 @@ class Views:
     async def patient_view(self, session: AsyncSession, booking: Booking, now: dt.datetime) -> PatientBookingOut:
         name = (await session.execute(select(StaffMember.name).where(StaffMember.id == booking.staff_id))).scalar()
         change_until = self.change_until(booking)
-        can_change = booking.status == "booked" and now < change_until
+        can_change = booking.status == BookingStatus.BOOKED and now < change_until
         cancel_url, reschedule_url = (
             links.manage_urls(self._settings, booking.id, booking.starts_at) if can_change else (None, None)
         )
