@@ -18,7 +18,8 @@ from intake.booking.controllers import (
     LeadBookingController,
     PatientBookingController,
 )
-from intake.booking.services import BookingService
+from intake.booking.patient import PatientBooking
+from intake.booking.staff import StaffBooking
 from intake.db.engine import create_engine, create_sessionmaker
 from intake.errors import EXCEPTION_HANDLERS
 from intake.health import HealthController
@@ -69,7 +70,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         "audit_service": audit_service,
         "token_issuer": TokenIssuer(jwt_auth),
         "availability_service": AvailabilityService(sessionmaker),
-        "booking_service": BookingService(sessionmaker, settings, publisher),
+        "patient_booking": PatientBooking(sessionmaker, settings, publisher),
+        "staff_booking": StaffBooking(sessionmaker, settings, publisher),
         "unsubscribe_service": UnsubscribeService(sessionmaker, settings),
         "rescore_service": RescoreService(sessionmaker, catalog),
     }

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from intake.booking.availability import AvailabilityService
+from intake.booking.patient import LinkInvalid, PatientBooking
 from intake.booking.schemas import (
     BookIn,
     BookingOut,
@@ -29,10 +30,10 @@ from intake.booking.schemas import (
     StaffBookingIn,
     StaffSlotsOut,
 )
-from intake.booking.services import BookingService, LinkInvalid
+from intake.booking.staff import StaffBooking
 from intake.db.models import StaffMember
 from intake.staff.guards import admin_only
-from intake.vocabulary import Location
+from intake.vocabulary import BookingStatusName, Location
 
 From = Annotated[dt.datetime | None, QueryParameter(name="from", description="UTC ISO time, with its offset")]
 To = Annotated[dt.datetime | None, QueryParameter(name="to", description="UTC ISO time, with its offset")]
@@ -162,7 +163,7 @@ class PatientBookingController(Controller):
     @get("/slots", operation_id="getBookingSlots", summary="Free consultation times at the person's location")
     async def slots(
         self,
-        booking_service: NamedDependency[BookingService],
+        patient_booking: NamedDependency[PatientBooking],
         token: Annotated[
             str,
             QueryParameter(
@@ -171,32 +172,32 @@ class PatientBookingController(Controller):
             ),
         ],
     ) -> Response[SlotsOut]:
-        return Response(await booking_service.slots_for_link(token=token), headers=NoStore)
+        return Response(await patient_booking.slots_for_link(token=token), headers=NoStore)
 
     @post("/", operation_id="bookConsultation", summary="Book one of the free times", status_code=201)
     async def book(
         self,
         data: JSONBody[BookIn],
-        booking_service: NamedDependency[BookingService],
+        patient_booking: NamedDependency[PatientBooking],
     ) -> Response[PatientBookingOut]:
-        body = await booking_service.book_by_link(token=data.token, starts_at=data.starts_at)
+        body = await patient_booking.book_by_link(token=data.token, starts_at=data.starts_at)
         return Response(body, status_code=201, headers=NoStore)
 
     @get("/manage", operation_id="getMyBooking", summary="The booking a confirmation email's link is about")
     async def manage(
         self,
-        booking_service: NamedDependency[BookingService],
+        patient_booking: NamedDependency[PatientBooking],
         token: Annotated[str, QueryParameter(max_length=2000, description="the manage link's token")],
     ) -> Response[PatientBookingOut]:
-        return Response(await booking_service.manage_view(token=token), headers=NoStore)
+        return Response(await patient_booking.manage_view(token=token), headers=NoStore)
 
     @post("/cancel", operation_id="cancelMyBooking", summary="Cancel (until the change cut-off)", status_code=200)
     async def cancel(
         self,
         data: JSONBody[ManageIn],
-        booking_service: NamedDependency[BookingService],
+        patient_booking: NamedDependency[PatientBooking],
     ) -> Response[PatientBookingOut]:
-        return Response(await booking_service.cancel_by_link(token=data.token), headers=NoStore)
+        return Response(await patient_booking.cancel_by_link(token=data.token), headers=NoStore)
 
     @post(
         "/reschedule",
@@ -207,9 +208,9 @@ class PatientBookingController(Controller):
     async def reschedule(
         self,
         data: JSONBody[RescheduleIn],
-        booking_service: NamedDependency[BookingService],
+        patient_booking: NamedDependency[PatientBooking],
     ) -> Response[PatientBookingOut]:
-        body = await booking_service.reschedule_by_link(token=data.token, starts_at=data.starts_at)
+        body = await patient_booking.reschedule_by_link(token=data.token, starts_at=data.starts_at)
         return Response(body, status_code=200, headers=NoStore)
 
 
@@ -223,12 +224,12 @@ class LeadBookingController(Controller):
     async def slots(
         self,
         lead_id: FromPath[uuid.UUID],
-        booking_service: NamedDependency[BookingService],
+        staff_booking: NamedDependency[StaffBooking],
         location: FromQuery[Location | None] = None,
         clinician_id: FromQuery[uuid.UUID | None] = None,
         at_from: From = None,
     ) -> Response[StaffSlotsOut]:
-        body = await booking_service.slots_for_staff(
+        body = await staff_booking.slots_for_staff(
             lead_id=lead_id, location=location, clinician_id=clinician_id, at_from=at_from
         )
         return Response(body, headers=NoStore)
@@ -239,9 +240,9 @@ class LeadBookingController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[StaffBookingIn],
         request: Request[StaffMember, Any, Any],
-        booking_service: NamedDependency[BookingService],
+        staff_booking: NamedDependency[StaffBooking],
     ) -> Response[BookingOut]:
-        body = await booking_service.book_for_lead(lead_id=lead_id, data=data, actor=request.user)
+        body = await staff_booking.book_for_lead(lead_id=lead_id, data=data, actor=request.user)
         return Response(body, status_code=201, headers=NoStore)
 
 
@@ -253,14 +254,14 @@ class BookingController(Controller):
     async def schedule(
         self,
         request: Request[StaffMember, Any, Any],
-        booking_service: NamedDependency[BookingService],
+        staff_booking: NamedDependency[StaffBooking],
         at_from: From = None,
         at_to: To = None,
         clinician_id: FromQuery[uuid.UUID | None] = None,
         location: FromQuery[Location | None] = None,
-        status: FromQuery[Literal["booked", "cancelled", "attended", "no_show"] | None] = None,
+        status: FromQuery[BookingStatusName | None] = None,
     ) -> Response[ScheduleOut]:
-        body = await booking_service.schedule(
+        body = await staff_booking.schedule(
             at_from=at_from,
             at_to=at_to,
             clinician_id=clinician_id,
@@ -280,7 +281,7 @@ class BookingController(Controller):
         booking_id: FromPath[uuid.UUID],
         data: JSONBody[BookingPatch],
         request: Request[StaffMember, Any, Any],
-        booking_service: NamedDependency[BookingService],
+        staff_booking: NamedDependency[StaffBooking],
     ) -> Response[BookingOut]:
-        body = await booking_service.change(booking_id=booking_id, patch=data, actor=request.user)
+        body = await staff_booking.change(booking_id=booking_id, patch=data, actor=request.user)
         return Response(body, status_code=200, headers=NoStore)

@@ -5,9 +5,10 @@ Everything else in the code is written once for both; a branch on the database b
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, cast
 
-from sqlalchemy import JSON, Select, Table
+from sqlalchemy import JSON, CursorResult, Select, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
@@ -37,6 +38,25 @@ def skip_locked(statement: Select[Any], bind: Bind) -> Select[Any]:
     return statement.with_for_update(skip_locked=True) if is_postgresql(bind) else statement
 
 
+async def lock_row(session: AsyncSession, model: Any, row_id: uuid.UUID) -> bool:
+    """Hold the row (of a model with `id` and `updated_at`) until commit; False if there is none.
+
+    PostgreSQL: `SELECT ... FOR UPDATE`. SQLite locks the whole database, and only from a transaction's
+    first write: an UPDATE that changes nothing takes that lock now, so what is read next cannot change
+    under us (a plain read first would let another writer slip in between).
+    """
+    if is_postgresql(session):
+        found = await session.execute(select(model.id).where(model.id == row_id).with_for_update())
+        return found.first() is not None
+    result = await session.execute(
+        update(model)
+        .where(model.id == row_id)
+        .values(updated_at=model.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return cast("CursorResult[Any]", result).rowcount > 0
+
+
 def sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous_normal: bool = False) -> None:
     # WAL lets the API read while a worker writes; foreign keys are off in SQLite unless asked for.
     cursor = dbapi_connection.cursor()
@@ -48,4 +68,4 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous_normal: b
     cursor.close()
 
 
-__all__ = ["JSONDocument", "insert", "is_postgresql", "skip_locked", "sqlite_pragmas"]
+__all__ = ["JSONDocument", "insert", "is_postgresql", "lock_row", "skip_locked", "sqlite_pragmas"]
