@@ -216,7 +216,11 @@ def test_claiming_is_exactly_once_under_concurrency_and_waits_for_the_window(dat
                 )
             )
     night = Window.parse("America/New_York", "08:00-20:00")
-    local_night = dt.datetime.combine(now.astimezone(night.zone).date(), dt.time(22, 0), tzinfo=night.zone)
+    local_now = now.astimezone(night.zone)
+    # 22:00 local, after the rows fell due: between 22:00 and midnight in New York, a minute from now.
+    local_night = max(
+        dt.datetime.combine(local_now.date(), dt.time(22, 0), tzinfo=night.zone), local_now + dt.timedelta(minutes=1)
+    )
     with maker() as session:
         assert claim_due(session, night, local_night.astimezone(dt.UTC), 100) == []
     with maker() as session:
