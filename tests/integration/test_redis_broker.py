@@ -19,6 +19,8 @@ from tests.conftest import make_settings
 from tests.services import RedisServer
 from workers.celery_app import CeleryBroker, create_celery
 
+pytestmark = pytest.mark.slow  # a redis-server process of its own
+
 # Differ per message or per process by design.
 _PER_MESSAGE = {"id", "root_id", "correlation_id", "delivery_tag", "reply_to", "origin"}
 
