@@ -1,10 +1,11 @@
-# The two commands: `make run` (the whole service on the embedded default) and `make test`.
+# The two commands: `make run` (the whole service on the embedded default) and `make test` (the full suite CI
+# runs). `make test-fast` is the inner loop: SQLite only, no slow tests (no worker, serve, browser or Redis).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint
+.PHONY: run test test-fast lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,6 +19,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	scripts/ensure-services
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	INTAKE_TEST_DATABASES=sqlite $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check intake workers tests bench migrations

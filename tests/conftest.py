@@ -25,6 +25,38 @@ from intake.settings import Settings, load_settings
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 # Shared by the API under test and the worker subprocesses, as JWT_SECRET is in production.
 TEST_JWT_SECRET = "test-secret-" + "x" * 32
+DATABASES = ("postgresql", "sqlite")
+"""What `database_url` tests run on; `--databases sqlite` (or INTAKE_TEST_DATABASES=sqlite) picks one."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--databases",
+        default=os.environ.get("INTAKE_TEST_DATABASES", ",".join(DATABASES)),
+        help="comma-separated databases to test on: postgresql, sqlite (default: both; env INTAKE_TEST_DATABASES)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect tests on databases not chosen: `database_url`'s other parameter, and `pg_url` users."""
+    chosen = {name.strip() for name in str(config.getoption("--databases")).split(",") if name.strip()}
+    if unknown := chosen - set(DATABASES):
+        raise pytest.UsageError(f"--databases: unknown {sorted(unknown)}; choose from {list(DATABASES)}")
+    if chosen == set(DATABASES):
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        parameter = callspec.params.get("database_url") if callspec is not None else None
+        if parameter is not None:
+            needs = {parameter}
+        else:
+            needs = {"postgresql"} if "pg_url" in getattr(item, "fixturenames", ()) else set()
+        (kept if needs <= chosen else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _pg_url(dsn: str, database: str) -> str:
@@ -59,7 +91,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgresql":
         url: str = request.getfixturevalue("pg_url")

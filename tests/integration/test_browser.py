@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.factories import submission
-from tests.integration.test_serve import _serve
+from tests.services import serve
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def headless(url: str, *extra: str) -> str:
 
 
 def test_the_unsubscribe_link_in_a_spanish_email_works_in_a_browser(tmp_path: Path) -> None:
-    for served in _serve(tmp_path, {}):
+    for served in serve(tmp_path, {}):
         payload = submission(language="es", email="carmen.v@example.com", phone=None)
         assert httpx.post(f"{served.base_url}/api/intake", json=payload, timeout=10).status_code == 201
         emails = tmp_path / "data" / "emails"

@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # runs docker-compose
 def test_compose_file_is_valid() -> None:
     if shutil.which("docker-compose") is None:
         if os.environ.get("CI"):
@@ -29,6 +30,7 @@ def test_compose_file_is_valid() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # runs docker-compose
 def test_compose_refuses_to_start_without_a_jwt_secret() -> None:
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed")

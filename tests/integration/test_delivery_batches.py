@@ -5,7 +5,6 @@ Real PostgreSQL and SQLite, a real SMTP server (aiosmtpd), and for the crash a r
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import random
 import threading
@@ -34,8 +33,8 @@ from intake.messaging.sending import DeliverySender
 from intake.settings import Settings
 from tests.conftest import emptied_after, make_settings
 from tests.factories import ROUTINE_ANSWERS, submission
-from tests.integration.test_routing import worker_env
-from tests.services import RedisServer, SmtpSink, Worker, wait_for
+from tests.quiet import assert_sent_once_when_quiet
+from tests.services import RedisServer, SmtpSink, Worker, wait_for, worker_env
 from workers.context import delivery_sender
 from workers.tasks.followups import claim_and_publish
 
@@ -344,8 +343,8 @@ async def test_worker_killed_in_the_middle_of_a_batch_sends_each_once(
         worker.start()
         wait_for(lambda: len(received_ids(smtp)) >= len(ids), 60, "the batch after the restart")
         wait_for(lambda: {s for s, _, _ in statuses(engine, ids).values()} == {"sent"}, 20, "every row sent")
-        # Long enough for a sweep or a redelivered batch to send something twice, if anything would.
-        await asyncio.sleep(3.5)
+        # Until nothing is left that could send (no row unfinished, Redis empty) and a sweep has passed.
+        assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
         assert received_ids(smtp) == Counter({str(i): 1 for i in ids})
     finally:
         worker.stop()

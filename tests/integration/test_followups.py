@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from intake.messaging.followups.rows import claim_due
 from intake.messaging.followups.schedule import Window
 from tests.conftest import emptied_after, make_settings
 from tests.factories import EMERGENCY_ANSWERS, ROUTINE_ANSWERS, submission
-from tests.integration.test_routing import decoded, worker_env
-from tests.services import RedisServer, SmtpSink, Worker, wait_for
+from tests.quiet import assert_sent_once_when_quiet
+from tests.services import RedisServer, SmtpSink, Worker, decoded, wait_for, worker_env
 from tests.staff_fixtures import make_staff
 
 pytestmark = pytest.mark.slow
@@ -75,12 +74,8 @@ async def make_due(engine: AsyncEngine, kind: str) -> None:
         )
 
 
-def settle(seconds: float = 3.5) -> None:
-    time.sleep(seconds)
-
-
 async def test_reminders_are_rows_claimed_once_by_beat(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine
+    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine, pg_url: str, redis: RedisServer
 ) -> None:
     before = utcnow()
     body = (
@@ -100,7 +95,7 @@ async def test_reminders_are_rows_claimed_once_by_beat(
 
     await make_due(pg, "booking_reminder_1")
     wait_for(lambda: len(smtp.received) >= 2, 20, "the first reminder")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     assert len(smtp.received) == 2
     reminder = smtp.received[1].message
     assert reminder["List-Unsubscribe"].startswith("<http") and "/u/" in reminder["List-Unsubscribe"]
@@ -114,11 +109,13 @@ async def test_reminders_are_rows_claimed_once_by_beat(
     # The same person screening again starts no second set of reminders.
     await api.post("/api/intake", json=submission(ROUTINE_ANSWERS, email="ana.r@example.com", phone=None))
     wait_for(lambda: len(smtp.received) >= 3, 20, "the second invitation")
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
+    assert len(smtp.received) == 3
     assert len(await follow_ups(pg, lead_id)) == 3
 
 
 async def test_unsubscribe_takes_effect_at_once_and_twice_is_fine(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine
+    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine, pg_url: str, redis: RedisServer
 ) -> None:
     lead_id = (await api.post("/api/intake", json=submission(ROUTINE_ANSWERS, phone=None))).json()["lead_id"]
     wait_for(lambda: len(smtp.received) >= 1, 20, "the invitation")
@@ -135,12 +132,18 @@ async def test_unsubscribe_takes_effect_at_once_and_twice_is_fine(
     rows = await follow_ups(pg, lead_id)
     assert {row.status for row in rows.values()} == {"cancelled"}
     await make_due(pg, "booking_reminder_2")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     assert len(smtp.received) == 1
 
 
 async def test_closing_or_converting_stops_pending_follow_ups(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine, pg_url: str, tmp_path: Path
+    api: AsyncTestClient[Any],
+    worker: Worker,
+    smtp: SmtpSink,
+    pg: AsyncEngine,
+    pg_url: str,
+    redis: RedisServer,
+    tmp_path: Path,
 ) -> None:
     settings = make_settings(pg_url, tmp_path / "api")
     staff = await make_staff(settings, api)
@@ -158,12 +161,12 @@ async def test_closing_or_converting_stops_pending_follow_ups(
     assert response.json()["next_follow_up_at"] is None
     assert (await follow_ups(pg, lead_id))["seek_care_checkin"].status == "cancelled"
     await make_due(pg, "seek_care_checkin")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     assert len(smtp.received) == 2
 
 
 async def test_a_follow_up_queued_before_the_person_unsubscribed_is_not_sent(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine
+    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine, pg_url: str, redis: RedisServer
 ) -> None:
     """The stop conditions are checked again when a delivery is about to be sent."""
     await api.post("/api/intake", json=submission(ROUTINE_ANSWERS, phone=None))
@@ -171,7 +174,7 @@ async def test_a_follow_up_queued_before_the_person_unsubscribed_is_not_sent(
     async with pg.begin() as connection:
         await connection.execute(update(Lead).values(unsubscribed_at=utcnow()))  # as if it raced the claim
     await make_due(pg, "booking_reminder_1")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     assert len(smtp.received) == 1
     async with pg.connect() as connection:
         statuses = dict((await connection.execute(select(Delivery.kind, Delivery.status))).tuples().all())

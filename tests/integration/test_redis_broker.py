@@ -21,6 +21,8 @@ from intake.messaging.publishing.redis_broker import RedisQueues, task_message
 from tests.conftest import make_settings
 from tests.services import RedisServer
 
+pytestmark = pytest.mark.slow  # a redis-server process of its own
+
 # Differ per message or per process by design.
 _PER_MESSAGE = {"id", "root_id", "correlation_id", "delivery_tag", "reply_to", "origin"}
 

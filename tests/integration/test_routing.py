@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,40 +21,22 @@ from intake.db.models import Delivery, OutboxMessage
 from intake.messaging import kinds
 from intake.messaging.publishing.celery_app import create_celery
 from intake.settings import Settings
-from tests.conftest import TEST_JWT_SECRET, emptied_after, make_settings
+from tests.conftest import emptied_after, make_settings
 from tests.factories import EMERGENCY_ANSWERS, ROUTINE_ANSWERS, submission
-from tests.services import RedisServer, SmtpSink, WebhookSink, Worker, wait_for
+from tests.quiet import assert_sent_once_when_quiet
+from tests.services import (
+    STAFF,
+    WEBHOOK_SECRET,
+    RedisServer,
+    SmtpSink,
+    WebhookSink,
+    Worker,
+    decoded,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.slow
-
-STAFF = ("frontdesk@clinic.test", "lead-pt@clinic.test")
-WEBHOOK_SECRET = "test-webhook-secret"
-
-
-def worker_env(
-    pg_url: str, redis: RedisServer, smtp: SmtpSink, data_dir: Path, webhook_url: str = ""
-) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": pg_url,
-        "REDIS_URL": redis.url,
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp.port),
-        "SMTP_STARTTLS": "false",
-        "INTAKE_DATA_DIR": str(data_dir),
-        "STAFF_ALERT_EMAILS": ",".join(STAFF),
-        "STAFF_ALERT_WEBHOOK_URL": webhook_url,
-        "STAFF_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        # Short clocks so that recovery paths finish within a test.
-        "SWEEP_INTERVAL_SECONDS": "1",
-        "REPUBLISH_AFTER_SECONDS": "2",
-        "SENDING_LEASE_SECONDS": "3",
-        "EMAIL_RETRY_BASE_SECONDS": "0.3",
-        "EMAIL_RETRY_MAX_DELAY_SECONDS": "1",
-        "CELERY_VISIBILITY_TIMEOUT": "30",
-        "LOG_LEVEL": "INFO",
-        "JWT_SECRET": TEST_JWT_SECRET,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -108,20 +89,14 @@ async def deliveries(engine: AsyncEngine) -> list[Any]:
         return list((await connection.execute(select(Delivery).order_by(Delivery.kind))).all())
 
 
-def decoded(received: Any) -> str:
-    """Subject, text and HTML parts as a reader sees them (the wire form is quoted-printable)."""
-    message = received.message
-    parts = [message.get_body(preferencelist=(kind,)) for kind in ("plain", "html")]
-    return "\n".join([str(message["Subject"]), *(p.get_content() for p in parts if p is not None)])
-
-
-def settle(seconds: float = 3.5) -> None:
-    """Long enough for sweeps, leases and redeliveries to have sent a duplicate, if any would be sent."""
-    time.sleep(seconds)
-
-
 async def test_seek_care_now_reaches_patient_and_staff(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, webhook: WebhookSink, pg: AsyncEngine
+    api: AsyncTestClient[Any],
+    worker: Worker,
+    smtp: SmtpSink,
+    webhook: WebhookSink,
+    pg: AsyncEngine,
+    pg_url: str,
+    redis: RedisServer,
 ) -> None:
     payload = submission(EMERGENCY_ANSWERS, language="es", email="lucia.ferrer@example.com", first_name="Lucía")
     body = (await api.post("/api/intake", json=payload)).json()
@@ -131,7 +106,9 @@ async def test_seek_care_now_reaches_patient_and_staff(
         20,
         "patient email, staff alert, webhook",
     )
-    settle()
+    assert_sent_once_when_quiet(
+        database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs, webhook=webhook
+    )
 
     (patient,) = smtp.to("lucia.ferrer@example.com")
     subject = str(patient.message["Subject"])
@@ -173,11 +150,11 @@ async def test_seek_care_now_reaches_patient_and_staff(
 
 
 async def test_book_consultation_gets_an_invitation(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine
+    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine, pg_url: str, redis: RedisServer
 ) -> None:
     await api.post("/api/intake", json=submission(ROUTINE_ANSWERS, email="sam.o@example.com", first_name="Sam"))
     wait_for(lambda: len(smtp.received) >= 1, 20, "the booking invitation")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     (invitation,) = smtp.received
     assert invitation.rcpt_tos == ["sam.o@example.com"]
     assert "Sam" not in str(invitation.message["Subject"])
@@ -187,12 +164,12 @@ async def test_book_consultation_gets_an_invitation(
 
 
 async def test_smtp_451_twice_then_accepted_sends_one_email(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine
+    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine, pg_url: str, redis: RedisServer
 ) -> None:
     smtp.behaviour.data_replies = ["451 4.3.0 Try again later", "451 4.3.0 Try again later"]
     await api.post("/api/intake", json=submission(ROUTINE_ANSWERS))
     wait_for(lambda: len(smtp.received) >= 1, 30, "the email after two 451s")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     assert len(smtp.received) == 1
     assert smtp.data_commands == 3
     (row,) = await deliveries(pg)
@@ -200,12 +177,12 @@ async def test_smtp_451_twice_then_accepted_sends_one_email(
 
 
 async def test_smtp_550_marks_the_delivery_dead_without_retrying(
-    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine
+    api: AsyncTestClient[Any], worker: Worker, smtp: SmtpSink, pg: AsyncEngine, pg_url: str, redis: RedisServer
 ) -> None:
     smtp.behaviour.data_replies = ["550 5.1.1 Mailbox unavailable"]
     await api.post("/api/intake", json=submission(ROUTINE_ANSWERS))
     wait_for(lambda: smtp.data_commands >= 1, 20, "the refused attempt")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     assert smtp.data_commands == 1
     assert smtp.received == []
     (row,) = await deliveries(pg)
@@ -230,7 +207,7 @@ async def test_one_outbox_row_published_three_times_sends_once(
     for _ in range(2):
         celery.send_task(kinds.TASK_ROUTE_SCREENING, args=[str(outbox_id)], queue=kinds.DEFAULT_QUEUE)
     wait_for(lambda: len(smtp.received) >= 1, 20, "the invitation")
-    settle()
+    assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
     assert len(smtp.received) == 1
     assert len(await deliveries(pg)) == 1
 
@@ -255,7 +232,7 @@ async def test_redis_down_during_submission_routes_once_it_is_back(
             assert (await connection.execute(select(OutboxMessage.done_at))).scalar_one() is None
         redis.start()
         wait_for(lambda: len(smtp.to("kim@example.com")) >= 1, 60, "the seek-care-now email after Redis came back")
-        settle()
+        assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
         assert len(smtp.to("kim@example.com")) == 1
         assert len([r for r in smtp.received if set(STAFF) <= set(r.rcpt_tos)]) == 1
     finally:
@@ -289,7 +266,7 @@ async def test_worker_killed_mid_send_sends_exactly_once_after_restart(
         worker.start()
         wait_for(lambda: len(smtp.to("noor@example.com")) >= 1, 60, "the email after the restart")
         wait_for(lambda: any(set(STAFF) <= set(r.rcpt_tos) for r in smtp.received), 30, "the staff alert")
-        settle()
+        assert_sent_once_when_quiet(database_url=pg_url, emails=smtp, broker=redis, worker_logs=worker.logs)
         assert len(smtp.to("noor@example.com")) == 1
         assert len([r for r in smtp.received if set(STAFF) <= set(r.rcpt_tos)]) == 1
         assert {r.status for r in await deliveries(pg)} == {"sent"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,76 +15,16 @@ import pytest
 
 from tests.conftest import emptied_after
 from tests.factories import EMERGENCY_ANSWERS, submission
-from tests.services import wait_for
+from tests.quiet import assert_sent_once_when_quiet
+from tests.services import Served, serve
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Served:
-    def __init__(self, process: subprocess.Popen[bytes], base_url: str, log_path: Path):
-        self.process, self.base_url, self.log_path = process, base_url, log_path
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _serve(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Served]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SMTP_HOST"}}
-    env.update({"INTAKE_DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "DEBUG", **extra_env})
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "intake.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        served = Served(process, f"http://127.0.0.1:{port}", log_path)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"intake serve exited early:\n{served.logs()}")
-            try:
-                if httpx.get(f"{served.base_url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            process.kill()
-            raise AssertionError(f"intake serve did not become ready:\n{served.logs()}")
-        try:
-            yield served
-        finally:
-            children = _children_of(process.pid)
-            process.terminate()
-            process.wait(timeout=30)
-            # The worker that `intake serve` started stops with it: none is left running.
-            wait_for(lambda: not any(_alive(pid) for pid in children), 30, "the worker to stop with intake serve")
-
-
-def _children_of(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[Served]:
-    yield from _serve(tmp_path, {})
+    # Nothing configured but the sweep's clock, so that the test may wait for one more sweep.
+    yield from serve(tmp_path, {"SWEEP_INTERVAL_SECONDS": "1"})
 
 
 def test_embedded_default_routes_end_to_end_into_eml_files(embedded: Served, tmp_path: Path) -> None:
@@ -102,9 +41,15 @@ def test_embedded_default_routes_end_to_end_into_eml_files(embedded: Served, tmp
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(emails.glob("*.eml"))) < 2:
         time.sleep(0.2)
-    messages = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in emails.glob("*.eml")]
-    assert len(messages) == 2, embedded.logs()[-3000:]
-    recipients = sorted(str(m["To"]) for m in messages)
+    data = tmp_path / "data"
+    sent = assert_sent_once_when_quiet(
+        database_url=f"sqlite+aiosqlite:///{data / 'intake.db'}",
+        emails=emails,
+        broker=data / "broker" / "queue",
+        worker_logs=embedded.logs,
+    )
+    assert len(sent) == 2, embedded.logs()[-3000:]
+    recipients = sorted(str(e.message["To"]) for e in sent)
     assert "eml.patient@example.com" in recipients
     assert any("frontdesk@" in r for r in recipients)  # the staff alert
 
@@ -118,7 +63,7 @@ async def emptied_pg(pg_url: str) -> AsyncIterator[str]:
 
 def test_logs_carry_no_patient_data(tmp_path: Path, emptied_pg: str) -> None:
     production = {"DATABASE_URL": emptied_pg, "INTAKE_ENV": "production", "JWT_SECRET": "x" * 40}
-    for served in _serve(tmp_path, production):
+    for served in serve(tmp_path, production):
         payload = submission(
             {**EMERGENCY_ANSWERS, "goals": "Carry my granddaughter Zuleika again"},
             email="Marisol.Quintanilla-Test@example.org",
@@ -168,7 +113,7 @@ def test_embedded_default_sends_due_follow_ups(tmp_path: Path) -> None:
     """SQLite, the filesystem broker and beat inside the worker: a due reminder becomes an .eml file."""
     import sqlite3
 
-    for served in _serve(tmp_path, {"SENDING_WINDOW": "00:00-24:00", "FOLLOW_UP_CLAIM_SECONDS": "1"}):
+    for served in serve(tmp_path, {"SENDING_WINDOW": "00:00-24:00", "FOLLOW_UP_CLAIM_SECONDS": "1"}):
         payload = submission(email="reminded@example.com", phone=None)
         assert httpx.post(f"{served.base_url}/api/intake", json=payload, timeout=10).status_code == 201
         emails = tmp_path / "data" / "emails"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text, update
@@ -23,6 +24,7 @@ async def _login(client: Client, email: str, password: str = PASSWORD) -> Any:
     return await client.post("/api/auth/login", json={"email": email, "password": password})
 
 
+@pytest.mark.slow  # three `intake create-staff` processes
 def test_create_staff_reads_the_password_from_stdin(database_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "INTAKE_DATA_DIR": str(tmp_path)}
     command = [
