@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from intake.db.models import StaffMember
-from intake.leads.management import LeadService
+from intake.leads.queue import LeadQueue
 from intake.leads.rescoring import RescoreService
 from intake.leads.schemas import (
     IntakeResult,
@@ -25,7 +25,8 @@ from intake.leads.schemas import (
     RescoreIn,
     Sort,
 )
-from intake.leads.services import IntakeService
+from intake.leads.submission import IntakeService
+from intake.leads.work import LeadWork
 from intake.screening import Catalog
 from intake.staff.guards import can_export, requires_role
 from intake.vocabulary import CAN_SEE_ANSWERS, Language
@@ -103,13 +104,13 @@ class LeadController(Controller):
     async def list_leads(
         self,
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_queue: NamedDependency[LeadQueue],
         filters: NamedDependency[LeadFilters],
         sort: FromQuery[Sort] = "urgency",
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> LeadPage:
-        return await lead_service.list_leads(filters, sort=sort, after=cursor, limit=limit, actor=request.user)
+        return await lead_queue.list_leads(filters, sort=sort, after=cursor, limit=limit, actor=request.user)
 
     @get(
         "/export.csv",
@@ -121,11 +122,11 @@ class LeadController(Controller):
     async def export(
         self,
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_queue: NamedDependency[LeadQueue],
         filters: NamedDependency[LeadFilters],
         sort: FromQuery[Sort] = "urgency",
     ) -> Response[str]:
-        body = await lead_service.export_csv(filters, sort=sort, actor=request.user)
+        body = await lead_queue.export_csv(filters, sort=sort, actor=request.user)
         return Response(
             body,
             media_type="text/csv; charset=utf-8",
@@ -137,9 +138,9 @@ class LeadController(Controller):
         self,
         lead_id: FromPath[uuid.UUID],
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_work: NamedDependency[LeadWork],
     ) -> Response[dict[str, Any]]:
-        body = await lead_service.detail(lead_id, actor=request.user)
+        body = await lead_work.detail(lead_id, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
 
     @patch("/{lead_id:uuid}", operation_id="updateLead", summary="Move the status, close, assign")
@@ -148,9 +149,9 @@ class LeadController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[LeadPatch],
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_work: NamedDependency[LeadWork],
     ) -> Response[dict[str, Any]]:
-        body = await lead_service.update(lead_id, data, actor=request.user)
+        body = await lead_work.update(lead_id, data, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
 
     @post(
@@ -177,9 +178,9 @@ class LeadController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[NoteIn],
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_work: NamedDependency[LeadWork],
     ) -> NoteOut:
-        return await lead_service.add_note(lead_id, data, actor=request.user)
+        return await lead_work.add_note(lead_id, data, actor=request.user)
 
 
 class TriageController(Controller):
@@ -190,8 +191,8 @@ class TriageController(Controller):
     async def queue(
         self,
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_queue: NamedDependency[LeadQueue],
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> QueuePage:
-        return await lead_service.triage_queue(after=cursor, limit=limit, actor=request.user)
+        return await lead_queue.triage_queue(after=cursor, limit=limit, actor=request.user)
