@@ -1,4 +1,4 @@
-"""HTTP routes of the public intake: the questionnaire and the screen submission."""
+"""HTTP routes of leads: the public intake (questionnaire, submission) and the staff lists, queue and lead work."""
 
 from __future__ import annotations
 

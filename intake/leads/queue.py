@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -82,8 +82,6 @@ class LeadQueue:
         self._sessionmaker = sessionmaker
         self._settings = settings
         self._zone = ZoneInfo(settings.clinic.timezone)
-
-    # --- lists ----------------------------------------------------------------------------------
 
     def _filtered(self, filters: LeadFilters) -> Select[Any]:
         stmt = select(*_ROW_COLUMNS).outerjoin(_Assignee, _Assignee.id == Lead.assigned_to_id)
@@ -251,10 +249,6 @@ class LeadQueue:
                 ]
             )
         return out.getvalue()
-
-    async def count(self) -> int:
-        async with self._sessionmaker() as session:
-            return int((await session.execute(select(func.count()).select_from(Lead))).scalar_one())
 
 
 def _cell(value: str) -> str:

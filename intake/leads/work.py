@@ -38,8 +38,6 @@ class LeadWork:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
         self._sessionmaker = sessionmaker
 
-    # --- one lead -------------------------------------------------------------------------------
-
     async def detail(self, lead_id: uuid.UUID, *, actor: StaffMember) -> dict[str, Any]:
         sees_answers = actor.role in CAN_SEE_ANSWERS
         async with self._sessionmaker() as session, session.begin():
