@@ -16,6 +16,7 @@ from intake.leads.rescoring import RescoreService
 from intake.leads.schemas import (
     IntakeResult,
     IntakeSubmission,
+    LeadDetail,
     LeadFilters,
     LeadPage,
     LeadPatch,
@@ -23,6 +24,7 @@ from intake.leads.schemas import (
     NoteOut,
     QueuePage,
     RescoreIn,
+    RescoreOut,
     Sort,
 )
 from intake.leads.submission import IntakeService
@@ -139,7 +141,7 @@ class LeadController(Controller):
         lead_id: FromPath[uuid.UUID],
         request: Request[StaffMember, Any, Any],
         lead_work: NamedDependency[LeadWork],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[LeadDetail]:
         body = await lead_work.detail(lead_id, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
 
@@ -150,7 +152,7 @@ class LeadController(Controller):
         data: JSONBody[LeadPatch],
         request: Request[StaffMember, Any, Any],
         lead_work: NamedDependency[LeadWork],
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[LeadDetail]:
         body = await lead_work.update(lead_id, data, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
 
@@ -167,7 +169,7 @@ class LeadController(Controller):
         request: Request[StaffMember, Any, Any],
         rescore_service: NamedDependency[RescoreService],
         data: JSONBody[RescoreIn | None] = None,
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[RescoreOut]:
         version = data.rule_set_version if data is not None else None
         body = await rescore_service.rescore(lead_id, screening_id, rule_set_version=version, actor=request.user)
         return Response(body, status_code=201, headers={"Cache-Control": "no-store"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 import msgspec
 from sqlalchemy import select
@@ -24,9 +23,15 @@ from intake.db.models import (
 from intake.leads import lifecycle
 from intake.leads.lifecycle import allowed_next
 from intake.leads.schemas import (
+    ConsentOut,
+    ContactOut,
+    LeadDetail,
     LeadPatch,
     NoteIn,
     NoteOut,
+    ReasonOut,
+    ScreeningOut,
+    TimelineItem,
 )
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.staff import audit
@@ -38,7 +43,7 @@ class LeadWork:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]):
         self._sessionmaker = sessionmaker
 
-    async def detail(self, lead_id: uuid.UUID, *, actor: StaffMember) -> dict[str, Any]:
+    async def detail(self, lead_id: uuid.UUID, *, actor: StaffMember) -> LeadDetail:
         sees_answers = actor.role in CAN_SEE_ANSWERS
         async with self._sessionmaker() as session, session.begin():
             lead = await session.get(Lead, lead_id)
@@ -60,7 +65,7 @@ class LeadWork:
             )
         return body
 
-    async def _detail_body(self, session: AsyncSession, lead: Lead, sees_answers: bool) -> dict[str, Any]:
+    async def _detail_body(self, session: AsyncSession, lead: Lead, sees_answers: bool) -> LeadDetail:
         screenings = (
             await session.execute(
                 select(Screening).where(Screening.lead_id == lead.id).order_by(Screening.created_at.desc())
@@ -72,109 +77,110 @@ class LeadWork:
             )
         ).scalar_one_or_none()
         staff_names = dict((await session.execute(select(StaffMember.id, StaffMember.name))).tuples().all())
-        timeline: list[dict[str, Any]] = []
+        timeline: list[TimelineItem] = []
         for event in (await session.execute(select(LeadEvent).where(LeadEvent.lead_id == lead.id))).scalars():
             timeline.append(
-                {
-                    "at": event.created_at,
-                    "kind": event.kind,
-                    "from": event.from_value,
-                    "to": event.to_value,
-                    "reason": event.reason,
-                    "by": staff_names.get(event.actor_id) if event.actor_id else "system",
-                }
+                TimelineItem(
+                    at=event.created_at,
+                    kind=event.kind,
+                    from_=event.from_value,
+                    to=event.to_value,
+                    reason=event.reason,
+                    by=staff_names.get(event.actor_id) if event.actor_id else "system",
+                )
             )
         for note in (await session.execute(select(LeadNote).where(LeadNote.lead_id == lead.id))).scalars():
             timeline.append(
-                {
-                    "at": note.created_at,
-                    "kind": "note",
-                    "id": note.id,
-                    "body": note.body,
-                    "by": staff_names.get(note.author_id),
-                }
+                TimelineItem(
+                    at=note.created_at,
+                    kind="note",
+                    id=note.id,
+                    body=note.body,
+                    by=staff_names.get(note.author_id),
+                )
             )
         for delivery in (await session.execute(select(Delivery).where(Delivery.lead_id == lead.id))).scalars():
             timeline.append(
-                {
-                    "at": delivery.created_at,
-                    "kind": "email" if delivery.channel == "email" else "webhook",
-                    "id": delivery.id,
-                    "message": delivery.kind,
-                    "state": delivery.status,
-                    "attempts": delivery.attempts,
-                    "sent_at": delivery.sent_at,
-                    "last_error": delivery.last_error,
-                }
+                TimelineItem(
+                    at=delivery.created_at,
+                    kind="email" if delivery.channel == "email" else "webhook",
+                    id=delivery.id,
+                    message=delivery.kind,
+                    state=delivery.status,
+                    attempts=delivery.attempts,
+                    sent_at=delivery.sent_at,
+                    last_error=delivery.last_error,
+                )
             )
         timeline.extend(await self._extra_timeline(session, lead))
-        timeline.sort(key=lambda item: item["at"], reverse=True)
-        return {
-            "id": lead.id,
-            "status": lead.status,
-            "closed_reason": lead.closed_reason,
-            "created_at": lead.created_at,
-            "updated_at": lead.updated_at,
-            "tier": lead.tier,
-            "route": lead.route,
-            "score": lead.score,
-            "contact": {
-                "first_name": lead.first_name,
-                "last_name": lead.last_name,
-                "email": lead.email,
-                "phone": lead.phone,
-                "preferred_contact": lead.preferred_contact,
-                "location": lead.location,
-                "zip": lead.zip,
-                "language": lead.language,
-            },
-            "consent": None
+        timeline.sort(key=lambda item: item.at, reverse=True)
+        return LeadDetail(
+            id=lead.id,
+            status=lead.status,
+            closed_reason=lead.closed_reason,
+            created_at=lead.created_at,
+            updated_at=lead.updated_at,
+            tier=lead.tier,
+            route=lead.route,
+            score=lead.score,
+            contact=ContactOut(
+                first_name=lead.first_name,
+                last_name=lead.last_name,
+                email=lead.email,
+                phone=lead.phone,
+                preferred_contact=lead.preferred_contact,
+                location=lead.location,
+                zip=lead.zip,
+                language=lead.language,
+            ),
+            consent=None
             if consent is None
-            else {
-                "privacy_notice_version": consent.privacy_notice_version,
-                "privacy_accepted_at": consent.privacy_accepted_at,
-                "email_followup": consent.email_followup,
-                "sms": consent.sms,
-            },
-            "assigned_to": {"id": lead.assigned_to_id, "name": staff_names.get(lead.assigned_to_id)}
+            else ConsentOut(
+                privacy_notice_version=consent.privacy_notice_version,
+                privacy_accepted_at=consent.privacy_accepted_at,
+                email_followup=consent.email_followup,
+                sms=consent.sms,
+            ),
+            # The foreign key keeps the assignee among the staff members read above.
+            assigned_to=StaffRef(id=lead.assigned_to_id, name=staff_names[lead.assigned_to_id])
             if lead.assigned_to_id
             else None,
-            "last_contact_at": lead.last_contact_at,
-            "next_follow_up_at": lead.next_follow_up_at,
-            "screenings": [
-                {
-                    "id": s.id,
-                    "created_at": s.created_at,
-                    "language": s.language,
-                    "rule_set_version": s.rule_set_version,
-                    "tier": s.tier,
-                    "route": s.route,
-                    "score": s.score,
-                    "reasons": [{"code": r["code"], "text": r["text"]} for r in s.reasons],
-                    "rescored_from_id": s.rescored_from_id,
-                    **({"answers": s.answers} if sees_answers else {}),
-                }
+            last_contact_at=lead.last_contact_at,
+            next_follow_up_at=lead.next_follow_up_at,
+            screenings=[
+                ScreeningOut(
+                    id=s.id,
+                    created_at=s.created_at,
+                    language=s.language,
+                    rule_set_version=s.rule_set_version,
+                    tier=s.tier,
+                    route=s.route,
+                    score=s.score,
+                    reasons=[ReasonOut(code=r["code"], text=r["text"]) for r in s.reasons],
+                    rescored_from_id=s.rescored_from_id,
+                    answers=s.answers if sees_answers else msgspec.UNSET,
+                )
                 for s in screenings
             ],
-            "timeline": timeline,
-        }
+            timeline=timeline,
+        )
 
-    async def _extra_timeline(self, session: AsyncSession, lead: Lead) -> list[dict[str, Any]]:
+    async def _extra_timeline(self, session: AsyncSession, lead: Lead) -> list[TimelineItem]:
         """Timeline entries of other domains: the lead's bookings (a move shows as a cancelled one and a new one)."""
         bookings = (await session.execute(select(Booking).where(Booking.lead_id == lead.id))).scalars()
         return [
-            {
-                "at": booking.created_at,
-                "kind": "booking",
-                "id": booking.id,
-                "starts_at": booking.starts_at,
-                "location": booking.location,
-                "status": booking.status,
-            }
+            TimelineItem(
+                at=booking.created_at,
+                kind="booking",
+                id=booking.id,
+                starts_at=booking.starts_at,
+                location=booking.location,
+                status=booking.status,
+            )
             for booking in bookings
         ]
 
-    async def update(self, lead_id: uuid.UUID, patch: LeadPatch, *, actor: StaffMember) -> dict[str, Any]:
+    async def update(self, lead_id: uuid.UUID, patch: LeadPatch, *, actor: StaffMember) -> LeadDetail:
         changed = [name for name in patch.__struct_fields__ if getattr(patch, name) is not msgspec.UNSET]
         if not changed:
             raise InvalidFields([FieldProblem("body", "Nothing to change: send status, closed_reason or assigned_to.")])
