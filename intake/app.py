@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
@@ -77,13 +76,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
-        # Everything built so far lives as long as the process: leave it out of the collector's
-        # full passes, which otherwise walk the whole app (tens of ms) in the middle of requests.
-        # A request allocates thousands of short-lived objects; collecting every 700 allocations
-        # (the default) cost several percent of a submission's CPU (bench/intake.py).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 100)
         try:
             yield
         finally:
