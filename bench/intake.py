@@ -274,7 +274,7 @@ _SAMPLE_BODY: dict[str, Any] = {
 
 
 def _ceiling_rows(data: dict[str, Any]) -> tuple[dict[str, Any], ...]:
-    """The rows the app writes for a submission, with the keys intake/leads/services.py gives them,
+    """The rows the app writes for a submission, with the keys intake/leads/submission.py gives them,
     but no validation and no scoring: an emergency flag or not decides the tier."""
     from uuid_utils.compat import uuid7 as new_id  # the app's ids: UUIDv7, time-ordered
 

@@ -33,11 +33,11 @@ What it does, from the repository root (`python bench/leads.py`, or `python -m b
    audit row (lead.list / lead.queue) in the same transaction: that is part of the latency.
    Other processes' CPU use is recorded for every case; a disturbed case is run again once the
    machine is quiet (--quiet-cores, --retries, --quiet-budget), the least disturbed run kept.
-4. **Compare** with OFFSET, database only: the same statement LeadService builds, once with the
+4. **Compare** with OFFSET, database only: the same statement LeadQueue builds, once with the
    keyset cursor and once with OFFSET, through asyncpg prepared statements (as the app runs
    them), at depth 10,000 and deeper. The deep pages are checked to be the same rows both ways.
 5. **Explain**: EXPLAIN (ANALYZE, BUFFERS) of every list statement (the SQL compiled from
-   LeadService itself), with this request's values (custom plan) and as a prepared statement
+   LeadQueue itself), with this request's values (custom plan) and as a prepared statement
    after five executions (the plan the app's connection ends up with: `$n` in it means generic).
    Written to bench/results/leads-plans.txt.
 
@@ -698,12 +698,23 @@ def prepare_database(url: str, reseed: bool, count: int, seed_value: int) -> dic
     return {**info, "reused": False}
 
 
-# --- the statements LeadService runs ---------------------------------------------------------------
+# --- the statements the lead list runs -------------------------------------------------------------
+
+
+def _lead_lists() -> Any:
+    """The class that builds the lead list statements: LeadQueue, or LeadService in older checkouts."""
+    try:
+        from intake.leads.queue import LeadQueue
+    except ImportError:  # a checkout from before intake.leads.queue
+        from intake.leads.management import LeadService
+
+        return LeadService
+    return LeadQueue
 
 
 @dataclass
 class Statements:
-    """Compiles LeadService's own list statements with the app's dialect (asyncpg, $n parameters)."""
+    """Compiles the app's own lead list statements with the app's dialect (asyncpg, $n parameters)."""
 
     dialect: Any
     service: Any
@@ -712,7 +723,6 @@ class Statements:
     async def create(cls, url: str) -> Statements:
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        from intake.leads.management import LeadService
         from intake.settings import load_settings
 
         engine = create_async_engine(url)
@@ -721,7 +731,7 @@ class Statements:
                 pass  # the dialect learns the server's settings (standard_conforming_strings) on connect
         finally:
             await engine.dispose()
-        return cls(engine.dialect, LeadService(None, load_settings()))  # type: ignore[arg-type]
+        return cls(engine.dialect, _lead_lists()(None, load_settings()))
 
     def build(
         self,
@@ -731,14 +741,13 @@ class Statements:
         limit: int,
         offset: int | None = None,
     ) -> tuple[str, list[Any]]:
-        from intake.leads.management import LeadService
         from intake.leads.schemas import LeadFilters
 
         wanted = LeadFilters(**filters)  # type: ignore[arg-type]  # status, tier, q: all strings
         if hasattr(self.service, "_page"):  # the statement list_leads runs (a search picks its ids first)
             stmt = self.service._page(wanted, sort, cursor, limit)
         else:  # a checkout from before _page
-            stmt = LeadService._ordered(self.service._filtered(wanted), sort, cursor).limit(limit + 1)
+            stmt = _lead_lists()._ordered(self.service._filtered(wanted), sort, cursor).limit(limit + 1)
         if offset is not None:
             stmt = stmt.offset(offset)
         compiled = stmt.compile(dialect=self.dialect)
@@ -1060,7 +1069,10 @@ async def db_facts(url: str, seed_value: int, per_kind: int) -> dict[str, Any]:
                 ("email, first letters", (await lead_at(rng.randrange(total)))["email"][:8]),
                 ("phone digits", f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"),
             ]
-        from intake.leads.management import _search_term
+        try:
+            from intake.leads.queue import _search_term
+        except ImportError:  # a checkout from before intake.leads.queue
+            from intake.leads.management import _search_term  # type: ignore[no-redef]
 
         counted = []
         for label, term in terms:
@@ -1123,7 +1135,7 @@ async def explain_all(url: str, shapes: list[PlanShape]) -> tuple[str, dict[str,
     conn = await asyncpg.connect(asyncpg_dsn(url))
     summaries: dict[str, dict[str, Any]] = {}
     text = [
-        "EXPLAIN (ANALYZE, BUFFERS) of the lead list statements, compiled from LeadService (bench/leads.py).",
+        "EXPLAIN (ANALYZE, BUFFERS) of the lead list statements, compiled from LeadQueue (bench/leads.py).",
         "custom: planned with this request's values. prepared: the 6th execution of the prepared statement",
         "(plan_cache_mode=auto, as the app's asyncpg connection runs it): `$n` in it means a generic plan.",
         "",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
@@ -24,12 +23,13 @@ from intake.db.engine import create_engine, create_sessionmaker
 from intake.errors import EXCEPTION_HANDLERS
 from intake.health import HealthController
 from intake.leads.controllers import IntakeController, LeadController, TriageController
-from intake.leads.management import LeadService
+from intake.leads.queue import LeadQueue
 from intake.leads.rate_limit import submission_limit
 from intake.leads.rescoring import RescoreService
-from intake.leads.services import IntakeService
+from intake.leads.submission import IntakeService
 from intake.leads.unsubscribe import UnsubscribeService
 from intake.leads.unsubscribe_page import UnsubscribeController
+from intake.leads.work import LeadWork
 from intake.logs import configure_logging
 from intake.messaging.publishing.celery_app import CeleryBroker, create_celery
 from intake.messaging.publishing.publisher import BackgroundPublisher, InThread
@@ -57,7 +57,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     )
     intake_service = IntakeService(sessionmaker, catalog, settings, publisher)
     staff_service = StaffService(sessionmaker, settings.auth)
-    lead_service = LeadService(sessionmaker, settings)
     audit_service = AuditService(sessionmaker)
     jwt_auth = build_jwt_auth(settings, staff_service)
     singletons = {
@@ -66,7 +65,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         "db_engine": engine,
         "intake_service": intake_service,
         "staff_service": staff_service,
-        "lead_service": lead_service,
+        "lead_queue": LeadQueue(sessionmaker, settings),
+        "lead_work": LeadWork(sessionmaker),
         "audit_service": audit_service,
         "token_issuer": TokenIssuer(jwt_auth),
         "availability_service": AvailabilityService(sessionmaker),
@@ -78,13 +78,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
-        # Everything built so far lives as long as the process: leave it out of the collector's
-        # full passes, which otherwise walk the whole app (tens of ms) in the middle of requests.
-        # A request allocates thousands of short-lived objects; collecting every 700 allocations
-        # (the default) cost several percent of a submission's CPU (bench/intake.py).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 100)
         try:
             yield
         finally:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from intake.db.base import UTCDateTime
 from intake.db.models import Base
 from intake.settings import get_settings
 
@@ -24,6 +26,13 @@ def _url() -> str:
     return str(url)
 
 
+def _render_item(type_: str, obj: Any, _context: Any) -> str | Literal[False]:
+    """Migrations name plain SQLAlchemy types: the models' UTCDateTime is TIMESTAMP WITH TIME ZONE."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     is_sqlite = (url or _url()).startswith("sqlite")
     context.configure(
@@ -32,6 +41,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         target_metadata=target_metadata,
         render_as_batch=is_sqlite,  # SQLite alters tables by copying them
         compare_type=True,
+        render_item=_render_item,
         literal_binds=connection is None,
     )
 

@@ -7,7 +7,6 @@ Create Date: ${create_date}
 
 from collections.abc import Sequence
 
-import advanced_alchemy.types
 import sqlalchemy as sa
 from sqlalchemy import Text  # autogenerate writes JSONB(astext_type=Text())
 from alembic import op

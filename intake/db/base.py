@@ -7,8 +7,7 @@ import uuid
 from typing import Any
 
 import uuid_utils.compat
-from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import MetaData, Uuid
+from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from intake.db.dialect import JSONDocument
@@ -32,11 +31,31 @@ def new_id() -> uuid.UUID:
     return uuid_utils.compat.uuid7()
 
 
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """TIMESTAMP WITH TIME ZONE holding UTC: only aware datetimes go in, aware ones come out on every
+    database (SQLite keeps no zone: what it returns is the UTC that went in)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise TypeError("tzinfo is required")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=dt.UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
         uuid.UUID: Uuid(),
-        dt.datetime: DateTimeUTC(timezone=True),
+        dt.datetime: UTCDateTime(),
         dict[str, Any]: JSONDocument,
         list[Any]: JSONDocument,
     }

@@ -1,4 +1,4 @@
-"""HTTP routes of the public intake: the questionnaire and the screen submission."""
+"""HTTP routes of leads: the public intake (questionnaire, submission) and the staff lists, queue and lead work."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from intake.db.models import StaffMember
-from intake.leads.management import LeadService
+from intake.leads.queue import LeadQueue
 from intake.leads.rescoring import RescoreService
 from intake.leads.schemas import (
     IntakeResult,
     IntakeSubmission,
+    LeadDetail,
     LeadFilters,
     LeadPage,
     LeadPatch,
@@ -23,9 +24,11 @@ from intake.leads.schemas import (
     NoteOut,
     QueuePage,
     RescoreIn,
+    RescoreOut,
     Sort,
 )
-from intake.leads.services import IntakeService
+from intake.leads.submission import IntakeService
+from intake.leads.work import LeadWork
 from intake.screening import Catalog
 from intake.staff.guards import can_export, requires_role
 from intake.vocabulary import CAN_SEE_ANSWERS, Language
@@ -103,13 +106,13 @@ class LeadController(Controller):
     async def list_leads(
         self,
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_queue: NamedDependency[LeadQueue],
         filters: NamedDependency[LeadFilters],
         sort: FromQuery[Sort] = "urgency",
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> LeadPage:
-        return await lead_service.list_leads(filters, sort=sort, after=cursor, limit=limit, actor=request.user)
+        return await lead_queue.list_leads(filters, sort=sort, after=cursor, limit=limit, actor=request.user)
 
     @get(
         "/export.csv",
@@ -121,11 +124,11 @@ class LeadController(Controller):
     async def export(
         self,
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_queue: NamedDependency[LeadQueue],
         filters: NamedDependency[LeadFilters],
         sort: FromQuery[Sort] = "urgency",
     ) -> Response[str]:
-        body = await lead_service.export_csv(filters, sort=sort, actor=request.user)
+        body = await lead_queue.export_csv(filters, sort=sort, actor=request.user)
         return Response(
             body,
             media_type="text/csv; charset=utf-8",
@@ -137,9 +140,9 @@ class LeadController(Controller):
         self,
         lead_id: FromPath[uuid.UUID],
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
-    ) -> Response[dict[str, Any]]:
-        body = await lead_service.detail(lead_id, actor=request.user)
+        lead_work: NamedDependency[LeadWork],
+    ) -> Response[LeadDetail]:
+        body = await lead_work.detail(lead_id, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
 
     @patch("/{lead_id:uuid}", operation_id="updateLead", summary="Move the status, close, assign")
@@ -148,9 +151,9 @@ class LeadController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[LeadPatch],
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
-    ) -> Response[dict[str, Any]]:
-        body = await lead_service.update(lead_id, data, actor=request.user)
+        lead_work: NamedDependency[LeadWork],
+    ) -> Response[LeadDetail]:
+        body = await lead_work.update(lead_id, data, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
 
     @post(
@@ -166,7 +169,7 @@ class LeadController(Controller):
         request: Request[StaffMember, Any, Any],
         rescore_service: NamedDependency[RescoreService],
         data: JSONBody[RescoreIn | None] = None,
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[RescoreOut]:
         version = data.rule_set_version if data is not None else None
         body = await rescore_service.rescore(lead_id, screening_id, rule_set_version=version, actor=request.user)
         return Response(body, status_code=201, headers={"Cache-Control": "no-store"})
@@ -177,9 +180,9 @@ class LeadController(Controller):
         lead_id: FromPath[uuid.UUID],
         data: JSONBody[NoteIn],
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_work: NamedDependency[LeadWork],
     ) -> NoteOut:
-        return await lead_service.add_note(lead_id, data, actor=request.user)
+        return await lead_work.add_note(lead_id, data, actor=request.user)
 
 
 class TriageController(Controller):
@@ -190,8 +193,8 @@ class TriageController(Controller):
     async def queue(
         self,
         request: Request[StaffMember, Any, Any],
-        lead_service: NamedDependency[LeadService],
+        lead_queue: NamedDependency[LeadQueue],
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> QueuePage:
-        return await lead_service.triage_queue(after=cursor, limit=limit, actor=request.user)
+        return await lead_queue.triage_queue(after=cursor, limit=limit, actor=request.user)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from intake.db.base import new_id, utcnow
 from intake.db.models import Lead, Screening, StaffMember, urgency_of
+from intake.leads.schemas import PreviousResult, ReasonOut, RescoreOut
 from intake.problems import FieldProblem, InvalidFields, NotFound
 from intake.screening import Catalog
 from intake.staff import audit
@@ -21,7 +21,7 @@ class RescoreService:
 
     async def rescore(
         self, lead_id: uuid.UUID, screening_id: uuid.UUID, *, rule_set_version: str | None, actor: StaffMember
-    ) -> dict[str, Any]:
+    ) -> RescoreOut:
         """A new screening with the same answers, scored by `rule_set_version` (default: the newest).
 
         The original stays as it was; the lead's current triage follows the new result.
@@ -68,13 +68,15 @@ class RescoreService:
                 lead_id=lead.id,
                 fields=["tier", "route", "score", "reasons", "rule_set_version"],
             )
-        return {
-            "id": again.id,
-            "rescored_from_id": original.id,
-            "rule_set_version": version,
-            "tier": again.tier,
-            "route": again.route,
-            "score": again.score,
-            "reasons": [{"code": r.code, "text": r.text} for r in reasons],
-            "previous": {"rule_set_version": original.rule_set_version, "tier": original.tier, "score": original.score},
-        }
+        return RescoreOut(
+            id=again.id,
+            rescored_from_id=original.id,
+            rule_set_version=version,
+            tier=again.tier,
+            route=again.route,
+            score=again.score,
+            reasons=[ReasonOut(code=r.code, text=r.text) for r in reasons],
+            previous=PreviousResult(
+                rule_set_version=original.rule_set_version, tier=original.tier, score=original.score
+            ),
+        )

@@ -153,3 +153,105 @@ class NoteOut(msgspec.Struct):
 class RescoreIn(msgspec.Struct, forbid_unknown_fields=True):
     rule_set_version: str | None = None
     """The rule set to score with; the newest when left out."""
+
+
+class ContactOut(msgspec.Struct):
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    preferred_contact: str
+    location: str
+    zip: str | None
+    language: str
+
+
+class ConsentOut(msgspec.Struct):
+    privacy_notice_version: str
+    privacy_accepted_at: datetime.datetime
+    email_followup: bool
+    sms: bool
+
+
+class ScreeningOut(msgspec.Struct):
+    id: uuid.UUID
+    created_at: datetime.datetime
+    language: str
+    rule_set_version: str
+    tier: str
+    route: str
+    score: int
+    reasons: list[ReasonOut]
+    rescored_from_id: uuid.UUID | None
+    answers: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    """Only for the roles that see answers (clinician, admin); absent otherwise."""
+
+
+class TimelineItem(msgspec.Struct):
+    """One entry of a lead's history. `kind` says which fields it carries; the others are absent.
+
+    - a recorded change (`status_changed`, `assigned`, `unsubscribed`): from, to, reason, by
+    - `note`: id, body, by
+    - `email` or `webhook`: id, message, state, attempts, sent_at, last_error
+    - `booking` (a move shows as a cancelled one and a new one): id, starts_at, location, status
+    """
+
+    at: datetime.datetime
+    kind: str
+    from_: str | msgspec.UnsetType | None = msgspec.field(default=msgspec.UNSET, name="from")
+    to: str | msgspec.UnsetType | None = msgspec.UNSET
+    reason: str | msgspec.UnsetType | None = msgspec.UNSET
+    id: uuid.UUID | msgspec.UnsetType = msgspec.UNSET
+    body: str | msgspec.UnsetType = msgspec.UNSET
+    by: str | msgspec.UnsetType | None = msgspec.UNSET
+    """Who: the staff member's name, or `system` for a change nobody on the staff made."""
+    message: str | msgspec.UnsetType = msgspec.UNSET
+    """Which email or webhook message."""
+    state: str | msgspec.UnsetType = msgspec.UNSET
+    """The delivery's state: queued, sending, sent, failed, dead, cancelled."""
+    attempts: int | msgspec.UnsetType = msgspec.UNSET
+    sent_at: datetime.datetime | msgspec.UnsetType | None = msgspec.UNSET
+    last_error: str | msgspec.UnsetType | None = msgspec.UNSET
+    starts_at: datetime.datetime | msgspec.UnsetType = msgspec.UNSET
+    location: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
+    """The booking's status."""
+
+
+class LeadDetail(msgspec.Struct):
+    id: uuid.UUID
+    status: str
+    closed_reason: str | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    tier: str
+    route: str
+    score: int
+    contact: ContactOut
+    consent: ConsentOut | None
+    """The newest consent."""
+    assigned_to: StaffRef | None
+    last_contact_at: datetime.datetime | None
+    next_follow_up_at: datetime.datetime | None
+    screenings: list[ScreeningOut]
+    """Newest first; a re-scored screening and its original are both here."""
+    timeline: list[TimelineItem]
+    """Newest first."""
+
+
+class PreviousResult(msgspec.Struct):
+    rule_set_version: str
+    tier: str
+    score: int
+
+
+class RescoreOut(msgspec.Struct):
+    id: uuid.UUID
+    rescored_from_id: uuid.UUID
+    rule_set_version: str
+    tier: str
+    route: str
+    score: int
+    reasons: list[ReasonOut]
+    previous: PreviousResult
+    """The result of the screening scored again."""

@@ -7,7 +7,6 @@ Create Date: 2026-11-24 15:23:41.430697+00:00
 
 from collections.abc import Sequence
 
-import advanced_alchemy.types
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -29,12 +28,12 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_idempotency_records")),
     )
     op.create_table(
         "leads",
-        sa.Column("updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("first_name", sa.String(length=100), nullable=False),
         sa.Column("last_name", sa.String(length=100), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
@@ -48,9 +47,9 @@ def upgrade() -> None:
         sa.Column("tier_rank", sa.SmallInteger(), nullable=False),
         sa.Column("route", sa.String(length=20), nullable=False),
         sa.Column("score", sa.SmallInteger(), nullable=False),
-        sa.Column("last_screened_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("last_screened_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_leads")),
         sa.UniqueConstraint("email", name=op.f("uq_leads_email")),
     )
@@ -77,7 +76,7 @@ def upgrade() -> None:
         ),
         sa.Column("rescored_from_id", sa.Uuid(), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["lead_id"], ["leads.id"], name=op.f("fk_screenings_lead_id_leads"), ondelete="CASCADE"
         ),
@@ -94,11 +93,11 @@ def upgrade() -> None:
         sa.Column("lead_id", sa.Uuid(), nullable=False),
         sa.Column("screening_id", sa.Uuid(), nullable=False),
         sa.Column("privacy_notice_version", sa.String(length=32), nullable=False),
-        sa.Column("privacy_accepted_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("privacy_accepted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("email_followup", sa.Boolean(), nullable=False),
         sa.Column("sms", sa.Boolean(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["lead_id"], ["leads.id"], name=op.f("fk_consents_lead_id_leads"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["screening_id"],

@@ -7,7 +7,6 @@ Create Date: 2026-11-24 15:42:52.990881+00:00
 
 from collections.abc import Sequence
 
-import advanced_alchemy.types
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -39,7 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "revoked_tokens",
         sa.Column("jti", sa.String(length=64), nullable=False),
-        sa.Column("expires_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_revoked_tokens")),
     )
     op.create_table(
@@ -50,16 +49,16 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("failed_logins", sa.SmallInteger(), nullable=False),
-        sa.Column("locked_until", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
-        sa.Column("updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_members")),
         sa.UniqueConstraint("email", name=op.f("uq_staff_members_email")),
     )
     op.create_table(
         "audit_entries",
-        sa.Column("at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor_id", sa.Uuid(), nullable=True),
         sa.Column("action", sa.String(length=40), nullable=False),
         sa.Column("lead_id", sa.Uuid(), nullable=True),
@@ -90,7 +89,7 @@ def upgrade() -> None:
         sa.Column("to_value", sa.String(length=40), nullable=True),
         sa.Column("reason", sa.String(length=40), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["actor_id"], ["staff_members.id"], name=op.f("fk_lead_events_actor_id_staff_members")),
         sa.ForeignKeyConstraint(
             ["lead_id"], ["leads.id"], name=op.f("fk_lead_events_lead_id_leads"), ondelete="CASCADE"
@@ -106,7 +105,7 @@ def upgrade() -> None:
         sa.Column("author_id", sa.Uuid(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["author_id"], ["staff_members.id"], name=op.f("fk_lead_notes_author_id_staff_members")
         ),
@@ -122,12 +121,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("urgency", sa.SmallInteger(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("closed_reason", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("assigned_to_id", sa.Uuid(), nullable=True))
-        batch_op.add_column(
-            sa.Column("last_contact_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True)
-        )
-        batch_op.add_column(
-            sa.Column("next_follow_up_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("last_contact_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("next_follow_up_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("search_text", sa.String(length=500), nullable=False, server_default=""))
         batch_op.create_index(batch_op.f("ix_leads_assigned_to_id"), ["assigned_to_id"], unique=False)
         batch_op.create_index("ix_leads_created", ["created_at", "id"], unique=False)
