@@ -5,9 +5,9 @@ screenings and consents (seeded once with COPY by bench/leads.py's seeder, then 
 adds is deleted at the start of the next, and at its end; never truncated between targets).
 Two HTTP servers, each one uvicorn process with one worker, are loaded in turn:
 
-* app: the service itself (`intake.app:create_app`), as production runs it: INTAKE_ENV=production,
-  JSON logs at INFO, Redis as the Celery broker (no Celery worker runs), and the per-client rate
-  limit ON at its default (10 submissions a minute per client address).
+* app: the service itself (`intake.cli:served_app`, what `intake serve` runs), as production runs
+  it: INTAKE_ENV=production, JSON logs at INFO, Redis as the Celery broker (no Celery worker runs),
+  and the per-client rate limit ON at its default (10 submissions a minute per client address).
 * ceiling: a bare Litestar app defined in this file. Its one POST endpoint decodes the same JSON
   body with msgspec and runs the app's own submission statement (imported from
   intake/leads/store.py's `submission_sql`, named in `app_submission_statement` only) on a raw asyncpg
@@ -928,6 +928,14 @@ class TargetResult:
     round: int = 1
 
 
+def app_factory(code_root: Path) -> str:
+    """What `intake serve` hands uvicorn in that checkout: `intake.cli:served_app` (the app with the serving
+    process's GC tuning), or `intake.app:create_app` in checkouts from before it."""
+    cli = code_root / "intake" / "cli.py"
+    served = cli.exists() and "def served_app(" in cli.read_text()
+    return "intake.cli:served_app" if served else "intake.app:create_app"
+
+
 def uvicorn_argv(factory: str, port: int, app_dir: Path | None, loop: str, http: str) -> list[str]:
     argv = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", "1", "--no-access-log", "--log-level", "warning", "--loop", loop, "--http", http]
@@ -1264,7 +1272,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.targets:
             port = free_port()
             if name == "app":
-                argv = uvicorn_argv("intake.app:create_app", port, Path(code_root), loop, http)
+                argv = uvicorn_argv(app_factory(Path(code_root)), port, Path(code_root), loop, http)
                 server = Server("app", argv, app_env, workdir, port, workdir / "app.log")
                 url = f"http://127.0.0.1:{port}{INTAKE_PATH}"
             else:

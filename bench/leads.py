@@ -701,6 +701,13 @@ def prepare_database(url: str, reseed: bool, count: int, seed_value: int) -> dic
 # --- the statements the lead list runs -------------------------------------------------------------
 
 
+def _app_factory() -> str:
+    """What `intake serve` hands uvicorn: the app with the serving process's GC tuning (or, in checkouts from
+    before `served_app`, the bare factory)."""
+    cli = _checkout() / "intake" / "cli.py"
+    return "intake.cli:served_app" if "def served_app(" in cli.read_text() else "intake.app:create_app"
+
+
 def _lead_lists() -> Any:
     """The class that builds the lead list statements: LeadQueue, or LeadService in older checkouts."""
     try:
@@ -830,7 +837,7 @@ class Server:
             "REDIS_URL": "",
         }
         code = (
-            "import uvicorn; uvicorn.run('intake.app:create_app', factory=True, host='127.0.0.1', "
+            f"import uvicorn; uvicorn.run('{_app_factory()}', factory=True, host='127.0.0.1', "
             f"port={self.port}, workers=1, access_log=False, log_config=None, proxy_headers=True)"
         )
         with self.log_path.open("wb") as log:
