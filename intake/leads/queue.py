@@ -32,7 +32,7 @@ from intake.screening import Tier
 from intake.settings import Settings
 from intake.staff import audit
 from intake.staff.schemas import StaffRef
-from intake.vocabulary import LEAD_STATUSES
+from intake.vocabulary import LEAD_STATUSES, LeadStatus
 
 _TIER_RANK = {tier.value: tier.rank for tier in Tier}
 _Assignee = aliased(StaffMember)
@@ -177,7 +177,7 @@ class LeadQueue:
 
     async def triage_queue(self, *, after: str | None, limit: int, actor: StaffMember) -> QueuePage:
         """New leads nobody has acted on yet: emergency and urgent first, then by score, oldest first."""
-        stmt = self._ordered(self._filtered(LeadFilters(status="new")), "urgency", after).limit(limit + 1)
+        stmt = self._ordered(self._filtered(LeadFilters(status=LeadStatus.NEW)), "urgency", after).limit(limit + 1)
         now = utcnow()
         async with self._sessionmaker() as session, session.begin():
             rows = list((await session.execute(stmt)).all())

@@ -31,6 +31,7 @@ from intake.messaging.publishing.publisher import BackgroundPublisher
 from intake.problems import FieldProblem, InvalidFields
 from intake.screening import Catalog, RuleSet, RuleSetError
 from intake.settings import Settings
+from intake.vocabulary import LeadStatus
 
 log = structlog.get_logger(__name__)
 
@@ -146,7 +147,13 @@ class IntakeService:
         screening_id, outbox_id = new_id(), new_id()
         queue = routing_queue(route)
         rows = SubmissionRows(
-            lead={"id": new_id(), "created_at": now, "status": "new", **_contact_values(contact, lang), **triage},
+            lead={
+                "id": new_id(),
+                "created_at": now,
+                "status": LeadStatus.NEW,
+                **_contact_values(contact, lang),
+                **triage,
+            },
             screening={
                 "id": screening_id,
                 "created_at": now,

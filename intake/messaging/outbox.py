@@ -12,6 +12,7 @@ from intake.db.models import Delivery, OutboxMessage
 from intake.messaging import kinds
 from intake.messaging.publishing.publication import Publication
 from intake.settings import MessagingSettings
+from intake.vocabulary import DeliveryStatus
 
 
 def routing_queue(route: str) -> str:
@@ -44,14 +45,14 @@ def due_for_republish(session: Session, settings: MessagingSettings) -> list[Pub
             update(Delivery)
             .where(
                 or_(
-                    and_(Delivery.status == "queued", Delivery.updated_at < stale),
+                    and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.updated_at < stale),
                     and_(
-                        Delivery.status == "sending",
+                        Delivery.status == DeliveryStatus.SENDING,
                         Delivery.claimed_at < lease_over,
                         Delivery.updated_at < stale,
                     ),
                     and_(
-                        Delivery.status == "failed",
+                        Delivery.status == DeliveryStatus.FAILED,
                         Delivery.next_attempt_at < stale,
                         Delivery.updated_at < stale,
                     ),

@@ -25,7 +25,7 @@ from intake.logs import error_summary
 from intake.messaging.mail.transport import PermanentFailure, TemporaryFailure, Transport
 from intake.messaging.webhook import WebhookCall, post_alert
 from intake.settings import Settings
-from intake.vocabulary import DeliveryStatus
+from intake.vocabulary import BookingStatus, DeliveryStatus
 
 log = structlog.get_logger(__name__)
 
@@ -57,13 +57,15 @@ _CLAIM = (
         # A failed delivery waits for its backoff (a duplicate publication must not retry it early); the
         # small tolerance absorbs a countdown that fires a moment before next_attempt_at.
         or_(
-            _DELIVERIES.c.status == "queued",
-            and_(_DELIVERIES.c.status == "failed", _DELIVERIES.c.next_attempt_at <= bindparam("retry_due")),
-            and_(_DELIVERIES.c.status == "sending", _DELIVERIES.c.claimed_at < bindparam("lease_over")),
+            _DELIVERIES.c.status == DeliveryStatus.QUEUED,
+            and_(
+                _DELIVERIES.c.status == DeliveryStatus.FAILED, _DELIVERIES.c.next_attempt_at <= bindparam("retry_due")
+            ),
+            and_(_DELIVERIES.c.status == DeliveryStatus.SENDING, _DELIVERIES.c.claimed_at < bindparam("lease_over")),
         ),
     )
     .values(
-        status="sending",
+        status=DeliveryStatus.SENDING,
         claimed_at=bindparam("claim_at"),
         attempts=_DELIVERIES.c.attempts + 1,
         updated_at=bindparam("claim_at"),
@@ -106,7 +108,7 @@ def _with_the_rest(source: FromClause | None, lead_id: Any, screening_id: Any, r
     (all None when there is none), whether the lead holds a live booking, and whether its latest consent
     allows follow-ups. Core, not ORM: the ORM's loading cost more CPU than the rest of a send."""
     live = _BOOKINGS.alias("live")
-    has_live = exists().where(live.c.lead_id == _LEADS.c.id, live.c.status == "booked")
+    has_live = exists().where(live.c.lead_id == _LEADS.c.id, live.c.status == BookingStatus.BOOKED)
     latest_consent = (
         select(Consent.email_followup)
         .where(Consent.lead_id == _LEADS.c.id)
@@ -176,7 +178,7 @@ _SENT = (
     update(_DELIVERIES)
     .where(_DELIVERIES.c.id == bindparam("delivery_id"))
     .values(
-        status="sent",
+        status=DeliveryStatus.SENT,
         sent_at=bindparam("done_at"),
         last_error=None,
         next_attempt_at=None,
@@ -279,7 +281,9 @@ class DeliverySender:
             )
         )
         dead_total = (
-            session.execute(select(func.count()).select_from(Delivery).where(Delivery.status == "dead")).scalar_one()
+            session.execute(
+                select(func.count()).select_from(Delivery).where(Delivery.status == DeliveryStatus.DEAD)
+            ).scalar_one()
             if dead
             else 0
         )

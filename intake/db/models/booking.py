@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, SmallInteger, String, Time, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, CreatedMixin, IdMixin, utcnow
+from intake.vocabulary import BookingStatus
 
 
 class LocationSettings(Base):
@@ -74,7 +75,7 @@ class Booking(IdMixin, CreatedMixin, Base):
     location: Mapped[str] = mapped_column(String(20))
     starts_at: Mapped[dt.datetime]
     ends_at: Mapped[dt.datetime]
-    status: Mapped[str] = mapped_column(String(12), default="booked")
+    status: Mapped[str] = mapped_column(String(12), default=BookingStatus.BOOKED)
     """booked, cancelled, attended, no_show."""
     booked_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"))
     """None: the patient booked through their link."""

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, CreatedMixin, IdMixin, utcnow
+from intake.vocabulary import DeliveryStatus
 
 
 class Delivery(IdMixin, CreatedMixin, Base):
@@ -33,7 +34,7 @@ class Delivery(IdMixin, CreatedMixin, Base):
     # (lead, screening, kind): a task that runs twice finds the row and sends nothing more.
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
     queue: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(10), default="queued")
+    status: Mapped[str] = mapped_column(String(10), default=DeliveryStatus.QUEUED)
     """queued → sending → sent; failed (will retry) or dead (given up)."""
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200))

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, CreatedMixin, IdMixin
+from intake.vocabulary import FollowUpStatus
 
 
 class FollowUp(IdMixin, CreatedMixin, Base):
@@ -27,7 +28,7 @@ class FollowUp(IdMixin, CreatedMixin, Base):
     sequence: Mapped[str] = mapped_column(String(30))
     kind: Mapped[str] = mapped_column(String(40))
     due_at: Mapped[dt.datetime]
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default=FollowUpStatus.PENDING)
     """pending → claimed (a delivery exists) | cancelled."""
     ref_id: Mapped[uuid.UUID | None]
     """The booking a booking reminder or thank-you is about."""

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, SmallInteger, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, CreatedMixin, IdMixin, utcnow
+from intake.vocabulary import LeadStatus
 
 
 def urgency_of(tier_rank: int, score: int) -> int:
@@ -54,7 +55,7 @@ class Lead(IdMixin, CreatedMixin, Base):
     location: Mapped[str] = mapped_column(String(20))
     zip: Mapped[str | None] = mapped_column(String(10))
     language: Mapped[str] = mapped_column(String(2))
-    status: Mapped[str] = mapped_column(String(20), default="new")
+    status: Mapped[str] = mapped_column(String(20), default=LeadStatus.NEW)
     # The latest screening's triage, kept on the lead so the queue sorts without a join.
     tier: Mapped[str] = mapped_column(String(10))
     tier_rank: Mapped[int] = mapped_column(SmallInteger)
