@@ -9,22 +9,17 @@ import jwt
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intake import tokens
 from intake.booking import links
 from intake.booking.availability import aware
-from intake.booking.changes import Changes
-from intake.booking.free_slots import FreeSlots
-from intake.booking.placement import Placement
+from intake.booking.parts import BookingParts
 from intake.booking.schemas import PatientBookingOut, SlotOut, SlotsOut
 from intake.booking.slots import offers
-from intake.booking.views import Views
 from intake.db.base import utcnow
 from intake.db.models import Booking, Lead
-from intake.messaging.publishing.publisher import BackgroundPublisher
 from intake.problems import Conflict, NotFound
-from intake.settings import Settings
 from intake.vocabulary import OPEN_STATUSES, BookingStatus
 
 log = structlog.get_logger(__name__)
@@ -38,18 +33,8 @@ class LinkInvalid(Exception):
         self.detail = detail
 
 
-class PatientBooking:
+class PatientBooking(BookingParts):
     """The patient's signed links: the free times, booking, and the manage link's view, cancel and reschedule."""
-
-    def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, publisher: BackgroundPublisher
-    ):
-        self._sessionmaker = sessionmaker
-        self._settings = settings
-        self._slots = FreeSlots(settings)
-        self._placement = Placement(sessionmaker, settings, self._slots)
-        self._views = Views(settings)
-        self._changes = Changes(settings, publisher)
 
     # --- tokens -----------------------------------------------------------------------------------
 

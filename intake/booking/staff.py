@@ -15,12 +15,10 @@ from sqlalchemy.orm import aliased
 
 from intake.booking import follow_ups
 from intake.booking.availability import aware, clinician
-from intake.booking.changes import Changes
-from intake.booking.free_slots import STAFF_HORIZON, FreeSlots
-from intake.booking.placement import Placement
+from intake.booking.free_slots import STAFF_HORIZON
+from intake.booking.parts import BookingParts
 from intake.booking.schemas import BookingOut, BookingPatch, ScheduleOut, StaffBookingIn, StaffSlotOut, StaffSlotsOut
 from intake.booking.slots import free_slots
-from intake.booking.views import Views
 from intake.db.base import utcnow
 from intake.db.models import Booking, Lead, StaffMember
 from intake.messaging.publishing.publication import Publication
@@ -36,18 +34,13 @@ log = structlog.get_logger(__name__)
 SCHEDULE_MAX_DAYS = 62
 
 
-class StaffBooking:
+class StaffBooking(BookingParts):
     """Staff booking by phone: free times per clinician, book, move, set the status, and the schedule."""
 
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, publisher: BackgroundPublisher
     ):
-        self._sessionmaker = sessionmaker
-        self._settings = settings
-        self._slots = FreeSlots(settings)
-        self._placement = Placement(sessionmaker, settings, self._slots)
-        self._views = Views(settings)
-        self._changes = Changes(settings, publisher)
+        super().__init__(sessionmaker, settings, publisher)
         self._zone = ZoneInfo(settings.clinic.timezone)
 
     async def slots_for_staff(

@@ -65,6 +65,19 @@ def _search_term(q: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _shown(row: Any) -> dict[str, Any]:
+    """What every list row shows of a lead: who, how urgent, where it stands."""
+    return {
+        "id": row.id,
+        "name": f"{row.first_name} {row.last_name}",
+        "tier": row.tier,
+        "route": row.route,
+        "score": row.score,
+        "status": row.status,
+        "location": row.location,
+    }
+
+
 def _assignee(row: Any) -> StaffRef | None:
     return StaffRef(id=row.assigned_to_id, name=row.assignee_name) if row.assigned_to_id else None
 
@@ -159,13 +172,7 @@ class LeadQueue:
             audit.record(session, actor_id=actor.id, action="lead.list", fields=filters.used())
         items = [
             LeadRow(
-                id=r.id,
-                name=f"{r.first_name} {r.last_name}",
-                tier=r.tier,
-                route=r.route,
-                score=r.score,
-                status=r.status,
-                location=r.location,
+                **_shown(r),
                 created_at=r.created_at,
                 assigned_to=_assignee(r),
                 last_contact_at=r.last_contact_at,
@@ -184,13 +191,7 @@ class LeadQueue:
             audit.record(session, actor_id=actor.id, action="lead.queue")
         items = [
             QueueRow(
-                id=r.id,
-                name=f"{r.first_name} {r.last_name}",
-                tier=r.tier,
-                route=r.route,
-                score=r.score,
-                status=r.status,
-                location=r.location,
+                **_shown(r),
                 preferred_contact=r.preferred_contact,
                 created_at=r.created_at,
                 minutes_since_submission=max(0, int((now - r.created_at).total_seconds() // 60)),
