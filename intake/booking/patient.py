@@ -122,20 +122,9 @@ class PatientBooking(BookingParts):
                         f"Please call us at {self._settings.clinic.phone} to book your consultation.",
                         phone=self._settings.clinic.phone,
                     )
-                self._placement.check_area(lead, location)
-                if await self._placement.live_booking(session, lead.id) is not None:
-                    raise self._placement.already_booked("patient")
-                booking = await self._placement.place(
-                    session,
-                    lead=lead,
-                    location=location,
-                    starts_at=starts_at,
-                    asking=self._slots.for_patient(lead),
-                    now=now,
-                    booked_by=None,
-                )
-                publications = await self._changes.after_change(
-                    session, lead=lead, booking=booking, event="booked", actor_id=None, now=now
+                asking = self._slots.for_patient(lead)
+                booking, publications = await self._book(
+                    session, lead, location=location, starts_at=starts_at, asking=asking, now=now, by=None
                 )
                 body = await self._views.patient_view(session, booking, now)
         except IntegrityError:

@@ -114,21 +114,15 @@ class StaffBooking(BookingParts):
                     await clinician(session, data.clinician_id, "clinician_id")
                 if lead.status not in OPEN_STATUSES:
                     raise Conflict(f"The lead is {lead.status}: only an open lead can be booked.")
-                self._placement.check_area(lead, location)
-                if await self._placement.live_booking(session, lead.id) is not None:
-                    raise self._placement.already_booked("staff")
-                booking = await self._placement.place(
+                booking, publications = await self._book(
                     session,
-                    lead=lead,
+                    lead,
                     location=location,
                     starts_at=starts_at,
                     asking=self._slots.for_staff(),
                     now=now,
-                    booked_by=actor.id,
+                    by=actor.id,
                     clinician_id=data.clinician_id,
-                )
-                publications = await self._changes.after_change(
-                    session, lead=lead, booking=booking, event="booked", actor_id=actor.id, now=now
                 )
                 audit.record(
                     session,
