@@ -76,7 +76,9 @@ def submission_limit(settings: IntakeSettings) -> list[Middleware]:
     return [DefineMiddleware(InProcessRateLimit, config=config)]
 
 
-def _is_submission(request: Request[Any, Any, Any]) -> bool:
+async def _is_submission(request: Request[Any, Any, Any]) -> bool:
+    # Async on purpose: Litestar runs a plain function given as `check_throttle_handler` in a worker thread,
+    # a thread hop for every request.
     return request.method == "POST"
 
 
