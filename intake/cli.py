@@ -163,6 +163,46 @@ def beat() -> None:
     )
 
 
+@main.command()
+@click.option(
+    "--here",
+    type=click.Choice(["worker", "scheduler"]),
+    default=None,
+    help="only whether a worker (or scheduler) on this host has a fresh heartbeat: a container's healthcheck",
+)
+def pipeline(here: str | None) -> None:
+    """Print the pipeline's status as GET /pipeline does; exit 1 when it is stalled."""
+    import asyncio
+    import socket
+
+    import msgspec
+
+    from intake.db.engine import create_engine
+    from intake.messaging.pipeline import PipelineStatus, fresh_heartbeats, pipeline_status, unreadable
+
+    settings = get_settings()
+
+    async def read() -> PipelineStatus | int:
+        engine = create_engine(settings.db)
+        try:
+            async with engine.connect() as connection:
+                if here is not None:
+                    host = socket.gethostname()[:120]
+                    return await fresh_heartbeats(connection, settings.pipeline, role=here, host=host)
+                return await pipeline_status(connection, settings.pipeline)
+        except Exception:
+            return unreadable(settings.pipeline) if here is None else 0
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(read())
+    if isinstance(found, int):
+        click.echo(f"{found} {here} process(es) on this host with a fresh heartbeat")
+        sys.exit(0 if found else 1)
+    click.echo(msgspec.json.encode(found).decode())
+    sys.exit(0 if found.ok else 1)
+
+
 @main.command("create-staff")
 @click.argument("email")
 @click.option("--role", required=True, type=click.Choice(ROLES))

@@ -74,6 +74,9 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
                 "options": {"queue": kinds.ALERTS_QUEUE, "expires": settings.followups.claim_interval},
             },
         },
+        # One scheduler per data folder, beating from its loop; it wakes at least once a heartbeat.
+        beat_scheduler="intake.messaging.publishing.scheduler:SingleScheduler",
+        beat_max_loop_interval=settings.pipeline.heartbeat_interval,
         timezone="UTC",
     )
     return app
