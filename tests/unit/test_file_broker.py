@@ -186,3 +186,17 @@ def test_a_live_consumers_messages_stay_with_it(open_channel: Any) -> None:
         )
     finally:
         file_broker._OWN_FOLDERS.update(moved)
+
+
+def test_what_a_writer_killed_mid_message_left_is_cleared_away(open_channel: Any) -> None:
+    channel = open_channel()
+    queue = Path(channel.data_folder_in)
+    part = queue / f".{queue_file(queue).name}.part"
+    part.write_bytes(b'{"body": ')
+    old = time.time() - file_broker.STALE_PART_SECONDS - 1
+    os.utime(part, (old, old))
+    fresh = queue / f".{queue_file(queue).name}.part"
+    fresh.write_bytes(b'{"body": ')  # perhaps still being written
+    with pytest.raises(Empty):
+        channel._get("alerts")
+    assert not part.exists() and fresh.exists()

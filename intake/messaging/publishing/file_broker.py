@@ -3,7 +3,8 @@
 kombu creates a message file under its final name and then writes it, so a reader can take it while it is
 still empty and the worker dies with `JSONDecodeError`. Here:
 
-- a message is written under a name no reader takes (`.<name>.part`) and renamed once complete;
+- a message is written under a name no reader takes (`.<name>.part`) and renamed once complete (a consumer
+  deletes what a writer that died in the middle left there);
 - a reader skips a file it cannot parse: it stays in the queue for `UNPARSEABLE_GRACE` seconds after its
   last write (a writer of the old kind may still be at it), then moves to `rejected/`, with a log line;
 - a message a consumer has taken waits in that consumer's own folder under `unacked/` until it is
@@ -37,6 +38,8 @@ UNPARSEABLE_GRACE = 10.0
 """Seconds after its last write that a message file which does not parse is left in the queue."""
 RECOVERY_INTERVAL = 5.0
 """Seconds between a consumer's looks for messages that dead consumers had taken."""
+STALE_PART_SECONDS = 60.0
+"""A message file still being written after this long belongs to a writer that died: it is deleted."""
 
 _OWN_FOLDERS: set[Path] = set()
 """This process's consumer folders: never taken for a dead consumer's, whatever a lock says."""
@@ -83,6 +86,7 @@ class Channel(filesystem.Channel):
             # hold its lock for a moment.
             self._next_recovery = time.monotonic() + RECOVERY_INTERVAL
             requeue_abandoned(self._unacked_root(), folder)
+            remove_stale_parts(folder)
         for filename in sorted(os.listdir(folder)):
             if filename.partition(".")[2] != wanted:
                 continue
@@ -231,6 +235,16 @@ def requeue_abandoned(root: Path, queue_folder: Path) -> int:
     if moved:
         log.warning("broker.requeued_abandoned", messages=moved)
     return moved
+
+
+def remove_stale_parts(folder: Path, older_than: float = STALE_PART_SECONDS) -> None:
+    """Delete what writers killed in the middle of a message left (`.<name>.part`): no reader ever takes it."""
+    cutoff = time.time() - older_than
+    for part in folder.glob(".*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+                log.warning("broker.partial_message_removed", file=part.name)
 
 
 def _remove_folder(folder: Path) -> None:
