@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -52,12 +51,20 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
     get_settings.cache_clear()
     _prepare()
     settings = get_settings()
-    child = None
+    supervisor = None
     if with_worker if with_worker is not None else not settings.broker.redis_url:
-        # One child runs the worker with beat inside it: the embedded default needs no other process.
-        child = subprocess.Popen([sys.executable, "-m", "intake.cli", "worker", "--beat"], preexec_fn=_die_with_parent)
+        from intake.supervisor import Supervisor
+
+        # The worker and the scheduler as two children, each restarted when it dies (intake/supervisor.py).
+        supervisor = Supervisor(
+            {
+                "worker": [sys.executable, "-m", "intake.cli", "worker"],
+                "scheduler": [sys.executable, "-m", "intake.cli", "beat"],
+            }
+        )
+        supervisor.start()
     # uvicorn stops on SIGTERM, then raises the signal again; with the default action that would
-    # end this process before the `finally` below stops the worker. Exiting normally runs it.
+    # end this process before the `finally` below stops the children. Exiting normally runs it.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
@@ -71,15 +78,11 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
             proxy_headers=True,
         )
     finally:
-        if child is not None:
-            # A second Ctrl-C or SIGTERM must not cut this short and leave the worker running.
+        if supervisor is not None:
+            # A second Ctrl-C or SIGTERM must not cut this short and leave a child running.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            supervisor.stop(timeout=20)
 
 
 def served_app() -> Litestar:
@@ -106,15 +109,6 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _die_with_parent() -> None:
-    """In the worker child, before exec: Linux sends it SIGTERM if `intake serve` dies (even by SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 @main.command()
 @click.option("--concurrency", type=int, default=None, help="worker processes (default WORKER_CONCURRENCY)")
 @click.option("--queues", default="alerts,intake", show_default=True)
@@ -124,6 +118,9 @@ def worker(concurrency: int | None, queues: str, beat: bool, pool: str) -> None:
     """Run a Celery worker with the app's settings (alerts queue first)."""
     from intake.logs import configure_logging
     from intake.messaging.publishing.celery_app import create_celery
+    from intake.supervisor import die_with_parent
+
+    die_with_parent()
 
     settings = get_settings()
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)
@@ -146,9 +143,12 @@ def worker(concurrency: int | None, queues: str, beat: bool, pool: str) -> None:
 
 @main.command()
 def beat() -> None:
-    """Run the Celery scheduler (sweeps, due follow-ups) with the app's settings."""
+    """Run the Celery scheduler (sweeps, due follow-ups) with the app's settings; one per data folder."""
     from intake.logs import configure_logging
     from intake.messaging.publishing.celery_app import create_celery
+    from intake.supervisor import die_with_parent
+
+    die_with_parent()
 
     settings = get_settings()
     settings.app.data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +161,46 @@ def beat() -> None:
             f"--loglevel={settings.app.log_level}",
         ]
     )
+
+
+@main.command()
+@click.option(
+    "--here",
+    type=click.Choice(["worker", "scheduler"]),
+    default=None,
+    help="only whether a worker (or scheduler) on this host has a fresh heartbeat: a container's healthcheck",
+)
+def pipeline(here: str | None) -> None:
+    """Print the pipeline's status as GET /pipeline does; exit 1 when it is stalled."""
+    import asyncio
+    import socket
+
+    import msgspec
+
+    from intake.db.engine import create_engine
+    from intake.messaging.pipeline import PipelineStatus, fresh_heartbeats, pipeline_status, unreadable
+
+    settings = get_settings()
+
+    async def read() -> PipelineStatus | int:
+        engine = create_engine(settings.db)
+        try:
+            async with engine.connect() as connection:
+                if here is not None:
+                    host = socket.gethostname()[:120]
+                    return await fresh_heartbeats(connection, settings.pipeline, role=here, host=host)
+                return await pipeline_status(connection, settings.pipeline)
+        except Exception:
+            return unreadable(settings.pipeline) if here is None else 0
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(read())
+    if isinstance(found, int):
+        click.echo(f"{found} {here} process(es) on this host with a fresh heartbeat")
+        sys.exit(0 if found else 1)
+    click.echo(msgspec.json.encode(found).decode())
+    sys.exit(0 if found.ok else 1)
 
 
 @main.command("create-staff")

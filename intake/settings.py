@@ -43,6 +43,13 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _env_positive(name: str, default: float) -> float:
+    value = _env_float(name, default)
+    if value <= 0:
+        raise ValueError(f"{name} must be more than 0, got {value}")
+    return value
+
+
 def _env_non_negative(name: str, default: int) -> int:
     value = _env_int(name, default)
     if value < 0:
@@ -95,7 +102,7 @@ class IntakeSettings:
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
     redis_url: str
-    """Empty: the embedded broker (kombu's filesystem transport under the data folder)."""
+    """Empty: the embedded broker (message files under the data folder, `intake.messaging.publishing.file_broker`)."""
     visibility_timeout: int
     """Seconds before Redis hands an unacknowledged task to another worker; above the longest
     task plus its retry delays."""
@@ -132,6 +139,17 @@ class MessagingSettings:
     retry_base: float
     retry_max_delay: float
     max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    heartbeat_interval: float
+    """Seconds between a worker's (and the scheduler's) heartbeats in the database."""
+    stale_heartbeat: float
+    """`/pipeline` answers 503 when no worker (or no scheduler) has shown a heartbeat for this long."""
+    max_wait: float
+    """`/pipeline` answers 503 when an outbox row waits to be routed, or a seek-care-now email or staff alert
+    waits to be sent, longer than this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +202,7 @@ class Settings:
     auth: AuthSettings = field(repr=False)
     booking: BookingSettings = field(repr=False)
     followups: FollowUpSettings = field(repr=False)
+    pipeline: PipelineSettings = field(repr=False)
 
 
 def load_settings() -> Settings:
@@ -195,6 +214,12 @@ def load_settings() -> Settings:
         raise ValueError(
             f"CELERY_VISIBILITY_TIMEOUT ({settings.broker.visibility_timeout}s) must exceed the longest retry "
             f"delay plus the SMTP timeout twice ({longest:.0f}s)"
+        )
+    if settings.pipeline.stale_heartbeat <= settings.pipeline.heartbeat_interval:
+        # Every worker would look dead between two of its own heartbeats.
+        raise ValueError(
+            f"PIPELINE_STALE_HEARTBEAT_SECONDS ({settings.pipeline.stale_heartbeat:g}s) must exceed "
+            f"WORKER_HEARTBEAT_SECONDS ({settings.pipeline.heartbeat_interval:g}s)"
         )
     return settings
 
@@ -296,6 +321,11 @@ def _read() -> Settings:
             sending_window=_env("SENDING_WINDOW", "08:00-20:00"),
             claim_interval=_env_float("FOLLOW_UP_CLAIM_SECONDS", 10.0),
             claim_batch=_env_int("FOLLOW_UP_CLAIM_BATCH", 500),
+        ),
+        pipeline=PipelineSettings(
+            heartbeat_interval=_env_positive("WORKER_HEARTBEAT_SECONDS", 5.0),
+            stale_heartbeat=_env_positive("PIPELINE_STALE_HEARTBEAT_SECONDS", 30.0),
+            max_wait=_env_positive("PIPELINE_MAX_WAIT_SECONDS", 60.0),
         ),
     )
 

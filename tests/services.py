@@ -173,8 +173,14 @@ def serve(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[Served]:
 
 
 def children_of(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+    """The process's children, whichever of its threads started them (`intake serve`'s supervisor thread does)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in children.read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
 def alive(pid: int) -> bool:

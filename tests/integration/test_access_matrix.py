@@ -14,6 +14,7 @@ from tests.factories import ROUTINE_ANSWERS, submission
 PUBLIC = {
     "health",
     "ready",
+    "pipeline",
     "getQuestionnaire",
     "submitScreen",
     "login",

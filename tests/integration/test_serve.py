@@ -28,7 +28,7 @@ def embedded(tmp_path: Path) -> Iterator[Served]:
 
 
 def test_embedded_default_routes_end_to_end_into_eml_files(embedded: Served, tmp_path: Path) -> None:
-    """No Redis, no SMTP, no settings: SQLite, the filesystem broker, a worker and beat, .eml files."""
+    """No Redis, no SMTP, no settings: SQLite, the file broker, a worker and beat, .eml files."""
     assert (tmp_path / "data" / "intake.db").exists()
     questionnaire = httpx.get(f"{embedded.base_url}/api/intake/questionnaire?lang=es", timeout=5)
     assert questionnaire.status_code == 200
@@ -110,7 +110,7 @@ def test_unknown_rule_set_version_stops_start_up(tmp_path: Path) -> None:
 
 
 def test_embedded_default_sends_due_follow_ups(tmp_path: Path) -> None:
-    """SQLite, the filesystem broker and beat inside the worker: a due reminder becomes an .eml file."""
+    """SQLite, the file broker, the worker and the scheduler beside it: a due reminder becomes an .eml file."""
     import sqlite3
 
     for served in serve(tmp_path, {"SENDING_WINDOW": "00:00-24:00", "FOLLOW_UP_CLAIM_SECONDS": "1"}):

@@ -24,6 +24,8 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("INTAKE_ENV", "staging"),
         ("CELERY_VISIBILITY_TIMEOUT", "60"),
         ("INTAKE_RATE_LIMIT_PER_MINUTE", "-1"),
+        ("PIPELINE_MAX_WAIT_SECONDS", "0"),
+        ("PIPELINE_STALE_HEARTBEAT_SECONDS", "2"),
     ],
 )
 def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:

@@ -6,6 +6,7 @@ from intake.db.models.booking import AvailabilityException, AvailabilityRule, Bo
 from intake.db.models.consent import Consent
 from intake.db.models.delivery import Delivery
 from intake.db.models.follow_up import FollowUp
+from intake.db.models.heartbeat import WorkerHeartbeat
 from intake.db.models.idempotency import IdempotencyRecord
 from intake.db.models.lead import Lead, urgency_of
 from intake.db.models.lead_event import LeadEvent
@@ -33,5 +34,6 @@ __all__ = [
     "RevokedToken",
     "Screening",
     "StaffMember",
+    "WorkerHeartbeat",
     "urgency_of",
 ]

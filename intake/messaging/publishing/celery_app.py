@@ -1,4 +1,4 @@
-"""The one Celery("intake") app's configuration (Redis, or the embedded filesystem broker), and publishing by task name.
+"""The one Celery("intake") app's configuration (Redis, or the embedded file broker), and publishing by task name.
 
 The tasks themselves live in `workers/`; the API and the CLI need only this module, never the task code."""
 
@@ -10,6 +10,7 @@ from celery import Celery
 from kombu.entity import Queue
 
 from intake.messaging import kinds
+from intake.messaging.publishing import file_broker
 from intake.messaging.publishing.publication import Publication
 from intake.settings import Settings, get_settings
 
@@ -19,13 +20,16 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         # Above the longest task plus its longest retry delay, or Redis hands a running task out twice.
         return settings.broker.redis_url, {"visibility_timeout": settings.broker.visibility_timeout}
     folder = settings.app.data_dir / "broker"
-    for sub in ("queue", "processed", "control"):
+    for sub in ("queue", "control", "unacked"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
+    # Our filesystem transport (file_broker): kombu's own can hand a worker a message file that is still
+    # empty, and the worker dies of it (celery/kombu#1551).
+    return f"{file_broker.SCHEME}://", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "control_folder": str(folder / "control"),
-        "processed_folder": str(folder / "processed"),
+        "unacked_folder": str(folder / "unacked"),
+        "rejected_folder": str(folder / "rejected"),
         "polling_interval": 0.1,
     }
 
@@ -70,6 +74,9 @@ def create_celery(settings: Settings | None = None, *, fail_fast: bool = False) 
                 "options": {"queue": kinds.ALERTS_QUEUE, "expires": settings.followups.claim_interval},
             },
         },
+        # One scheduler per data folder, beating from its loop; it wakes at least once a heartbeat.
+        beat_scheduler="intake.messaging.publishing.scheduler:SingleScheduler",
+        beat_max_loop_interval=settings.pipeline.heartbeat_interval,
         timezone="UTC",
     )
     return app
