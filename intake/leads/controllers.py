@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from intake.db.models import StaffMember
+from intake.instants import optional_instants
 from intake.leads.queue import LeadQueue
 from intake.leads.rescoring import RescoreService
 from intake.leads.schemas import (
@@ -94,7 +95,9 @@ def lead_filters(
     created_to: FromQuery[dt.datetime | None] = None,
     q: Annotated[str | None, QueryParameter(max_length=200, description="name, email or phone")] = None,
 ) -> LeadFilters:
-    return LeadFilters(status, tier, route, location, assigned_to, created_from, created_to, q)
+    # Compared with stored UTC moments: a time without an offset, or out of range, is 422 here, not a failed query.
+    moments = optional_instants(created_from=created_from, created_to=created_to)
+    return LeadFilters(status, tier, route, location, assigned_to, moments["created_from"], moments["created_to"], q)
 
 
 class LeadController(Controller):

@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
 from intake.db.models import StaffMember
+from intake.instants import optional_instants
 from intake.staff.accounts import StaffService
 from intake.staff.audit import AuditService
 from intake.staff.auth import TokenIssuer
@@ -127,13 +128,14 @@ class AuditController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> AuditPage:
+        moments = optional_instants(**{"from": at_from, "to": at_to})
         rows, next_cursor = await audit_service.list(
             actor_id=request.user.id,
             staff_id=staff_id,
             lead_id=lead_id,
             action=action,
-            at_from=at_from,
-            at_to=at_to,
+            at_from=moments["from"],
+            at_to=moments["to"],
             after=cursor,
             limit=limit,
         )
