@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from intake.error_shape import MAX_ERRORS, MAX_TEXT
 from intake.logs import error_summary
 from intake.problems import Conflict, InvalidFields, NotFound
 
@@ -20,7 +21,20 @@ _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
 def _body(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {"status_code": status, "detail": detail, "errors": errors or []}
+    """The reply: at most MAX_ERRORS fields, each cut to MAX_TEXT characters, and a count of those left out."""
+    errors = errors or []
+    body: dict[str, Any] = {
+        "status_code": status,
+        "detail": _cut(detail),
+        "errors": [{"field": _cut(e["field"]), "message": _cut(e["message"])} for e in errors[:MAX_ERRORS]],
+    }
+    if len(errors) > MAX_ERRORS:
+        body["errors_left_out"] = len(errors) - MAX_ERRORS
+    return body
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _field_of(item: dict[str, Any]) -> tuple[str, str]:
