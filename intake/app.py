@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from intake.bodies import JSONRequest
 from intake.booking.availability import AvailabilityService
 from intake.booking.controllers import (
     AvailabilityController,
@@ -34,7 +35,7 @@ from intake.logs import configure_logging
 from intake.messaging.publishing.celery_app import CeleryBroker, create_celery
 from intake.messaging.publishing.publisher import BackgroundPublisher, InThread
 from intake.messaging.publishing.redis_broker import RedisQueues
-from intake.middleware import request_id_middleware
+from intake.middleware import refuse_nul_middleware, request_id_middleware
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings, get_settings
 from intake.staff.accounts import StaffService
@@ -103,8 +104,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False) for name, value in singletons.items()
         },
         on_app_init=[jwt_auth.on_app_init],
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, refuse_nul_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=JSONRequest,
         request_max_body_size=settings.intake.max_body_bytes,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -84,7 +84,16 @@ def http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict
         detail = "Too many requests from this address. Please try again in a minute."
         if "RateLimit-Reset" in headers:
             headers["Retry-After"] = headers["RateLimit-Reset"]
-    return Response(_body(exc.status_code, detail), status_code=exc.status_code, headers=headers)
+    # Ours carry the field at fault in `extra` (415 names Content-Type); Litestar's own carry none.
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        {"field": str(e["field"]), "message": str(e.get("message", ""))}
+        for e in extra
+        if isinstance(e, dict) and "field" in e
+    ]
+    if exc.status_code == 400 and not errors:
+        errors = [{"field": "body", "message": detail}]  # Litestar's 400s are bodies it cannot read (bad JSON)
+    return Response(_body(exc.status_code, detail, errors), status_code=exc.status_code, headers=headers)
 
 
 log = structlog.get_logger(__name__)
