@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -107,6 +108,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         middleware=[request_id_middleware, refuse_nul_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=JSONRequest,
+        # Staff lists, sign-in and patients' bookings carry personal data: no cache keeps a copy. The few
+        # public, shareable answers (the questionnaire) say otherwise on their route.
+        cache_control=CacheControlHeader(no_store=True),
         request_max_body_size=settings.intake.max_body_bytes,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
@@ -54,6 +55,7 @@ class IntakeController(Controller):
         "/questionnaire",
         operation_id="getQuestionnaire",
         summary="The symptom screen (FHIR Questionnaire shape) in the asked language",
+        cache_control=CacheControlHeader(public=True, max_age=300),
     )
     async def questionnaire(
         self,
@@ -61,8 +63,7 @@ class IntakeController(Controller):
         intake_service: NamedDependency[IntakeService],
         lang: Annotated[Language, QueryParameter(description="en or es")] = "en",
     ) -> Response[dict[str, Any]]:
-        body = catalog.questionnaire.as_fhir(lang, intake_service.rule_set.version)
-        return Response(body, headers={"Cache-Control": "public, max-age=300"})
+        return Response(catalog.questionnaire.as_fhir(lang, intake_service.rule_set.version))
 
     @post(
         "/",
@@ -132,10 +133,9 @@ class LeadController(Controller):
         sort: FromQuery[Sort] = "urgency",
     ) -> Response[str]:
         body = await lead_queue.export_csv(filters, sort=sort, actor=request.user)
+        # Litestar adds "; charset=utf-8" to a text/ type itself.
         return Response(
-            body,
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="leads.csv"', "Cache-Control": "no-store"},
+            body, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="leads.csv"'}
         )
 
     @get("/{lead_id:uuid}", operation_id="getLead", summary="One lead: contact, consent, screenings, timeline")
