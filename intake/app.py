@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.config.app import AppConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         dependencies={
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False) for name, value in singletons.items()
         },
-        on_app_init=[jwt_auth.on_app_init],
+        on_app_init=[jwt_auth.on_app_init, _no_global_security],
         middleware=[request_id_middleware, refuse_nul_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=JSONRequest,
@@ -123,6 +124,15 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         logging_config=None,  # ours (intake.logs); Litestar's would replace the root handler
         debug=False,
     )
+
+
+def _no_global_security(app_config: AppConfig) -> AppConfig:
+    """The bearer token is required per route (`intake.staff.guards.STAFF`), not for the whole document:
+    an OpenAPI operation cannot clear a document-wide requirement with Litestar, so the probes, the
+    questionnaire and the patients' routes would all claim to need a token."""
+    if app_config.openapi_config is not None:
+        app_config.openapi_config.security = None
+    return app_config
 
 
 def _constant(value: object) -> Callable[[], object]:

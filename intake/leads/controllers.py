@@ -12,6 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from intake.db.models import StaffMember
+from intake.error_shape import JSON_BODY, documented
 from intake.instants import optional_instants
 from intake.leads.queue import LeadQueue
 from intake.leads.rescoring import RescoreService
@@ -32,7 +33,7 @@ from intake.leads.schemas import (
 from intake.leads.submission import IntakeService
 from intake.leads.work import LeadWork
 from intake.screening import Catalog
-from intake.staff.guards import can_export, requires_role
+from intake.staff.guards import STAFF, can_export, requires_role
 from intake.vocabulary import CAN_SEE_ANSWERS, Language
 
 IdempotencyKey = Annotated[
@@ -56,6 +57,7 @@ class IntakeController(Controller):
         operation_id="getQuestionnaire",
         summary="The symptom screen (FHIR Questionnaire shape) in the asked language",
         cache_control=CacheControlHeader(public=True, max_age=300),
+        responses=documented(422),
     )
     async def questionnaire(
         self,
@@ -70,6 +72,7 @@ class IntakeController(Controller):
         operation_id="submitScreen",
         summary="Submit a filled screen; answers at once with the tier, route, reasons and advice",
         status_code=201,
+        responses=documented(*JSON_BODY, 429),
     )
     async def submit(
         self,
@@ -94,7 +97,9 @@ def lead_filters(
     assigned_to: FromQuery[uuid.UUID | None] = None,
     created_from: FromQuery[dt.datetime | None] = None,
     created_to: FromQuery[dt.datetime | None] = None,
-    q: Annotated[str | None, QueryParameter(max_length=200, description="name, email or phone")] = None,
+    q: Annotated[
+        str | None, QueryParameter(min_length=3, max_length=200, description="name, email or phone: 3+ characters")
+    ] = None,
 ) -> LeadFilters:
     # Compared with stored UTC moments: a time without an offset, or out of range, is 422 here, not a failed query.
     moments = optional_instants(created_from=created_from, created_to=created_to)
@@ -104,9 +109,15 @@ def lead_filters(
 class LeadController(Controller):
     path = "/api/leads"
     tags = ["leads"]
+    security = STAFF
     dependencies = {"filters": Provide(lead_filters, sync_to_thread=False)}
 
-    @get("/", operation_id="listLeads", summary="Leads, filtered, by urgency or newest; keyset pages")
+    @get(
+        "/",
+        operation_id="listLeads",
+        summary="Leads, filtered, by urgency or newest; keyset pages",
+        responses=documented(401, 422),
+    )
     async def list_leads(
         self,
         request: Request[StaffMember, Any, Any],
@@ -124,6 +135,7 @@ class LeadController(Controller):
         summary="The filtered leads as CSV (clinician, admin)",
         guards=[can_export],
         media_type="text/csv",
+        responses=documented(401, 403, 422),
     )
     async def export(
         self,
@@ -138,7 +150,12 @@ class LeadController(Controller):
             body, media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="leads.csv"'}
         )
 
-    @get("/{lead_id:uuid}", operation_id="getLead", summary="One lead: contact, consent, screenings, timeline")
+    @get(
+        "/{lead_id:uuid}",
+        operation_id="getLead",
+        summary="One lead: contact, consent, screenings, timeline",
+        responses=documented(401, 404),
+    )
     async def get_lead(
         self,
         lead_id: FromPath[uuid.UUID],
@@ -148,7 +165,12 @@ class LeadController(Controller):
         body = await lead_work.detail(lead_id, actor=request.user)
         return Response(body, headers={"Cache-Control": "no-store"})
 
-    @patch("/{lead_id:uuid}", operation_id="updateLead", summary="Move the status, close, assign")
+    @patch(
+        "/{lead_id:uuid}",
+        operation_id="updateLead",
+        summary="Move the status, close, assign",
+        responses=documented(401, 404, 409, *JSON_BODY),
+    )
     async def update_lead(
         self,
         lead_id: FromPath[uuid.UUID],
@@ -164,6 +186,7 @@ class LeadController(Controller):
         operation_id="rescoreScreening",
         summary="Score a screening again (newest or named rule set); both results are kept (clinician, admin)",
         guards=[requires_role(*CAN_SEE_ANSWERS)],
+        responses=documented(401, 403, 404, *JSON_BODY),
     )
     async def rescore(
         self,
@@ -177,7 +200,12 @@ class LeadController(Controller):
         body = await rescore_service.rescore(lead_id, screening_id, rule_set_version=version, actor=request.user)
         return Response(body, status_code=201, headers={"Cache-Control": "no-store"})
 
-    @post("/{lead_id:uuid}/notes", operation_id="addLeadNote", summary="Add a note to a lead")
+    @post(
+        "/{lead_id:uuid}/notes",
+        operation_id="addLeadNote",
+        summary="Add a note to a lead",
+        responses=documented(401, 404, *JSON_BODY),
+    )
     async def add_note(
         self,
         lead_id: FromPath[uuid.UUID],
@@ -191,8 +219,14 @@ class LeadController(Controller):
 class TriageController(Controller):
     path = "/api/triage-queue"
     tags = ["leads"]
+    security = STAFF
 
-    @get("/", operation_id="triageQueue", summary="New leads to act on: emergency and urgent first")
+    @get(
+        "/",
+        operation_id="triageQueue",
+        summary="New leads to act on: emergency and urgent first",
+        responses=documented(401, 422),
+    )
     async def queue(
         self,
         request: Request[StaffMember, Any, Any],
