@@ -6,10 +6,13 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.config.app import AppConfig
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from intake.bodies import JSONRequest
 from intake.booking.availability import AvailabilityService
 from intake.booking.controllers import (
     AvailabilityController,
@@ -34,7 +37,7 @@ from intake.logs import configure_logging
 from intake.messaging.publishing.celery_app import CeleryBroker, create_celery
 from intake.messaging.publishing.publisher import BackgroundPublisher, InThread
 from intake.messaging.publishing.redis_broker import RedisQueues
-from intake.middleware import request_id_middleware
+from intake.middleware import refuse_nul_middleware, request_id_middleware
 from intake.screening import Catalog, load_catalog
 from intake.settings import Settings, get_settings
 from intake.staff.accounts import StaffService
@@ -102,9 +105,13 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         dependencies={
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False) for name, value in singletons.items()
         },
-        on_app_init=[jwt_auth.on_app_init],
-        middleware=[request_id_middleware],
+        on_app_init=[jwt_auth.on_app_init, _no_global_security],
+        middleware=[request_id_middleware, refuse_nul_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=JSONRequest,
+        # Staff lists, sign-in and patients' bookings carry personal data: no cache keeps a copy. The few
+        # public, shareable answers (the questionnaire) say otherwise on their route.
+        cache_control=CacheControlHeader(no_store=True),
         request_max_body_size=settings.intake.max_body_bytes,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -117,6 +124,15 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         logging_config=None,  # ours (intake.logs); Litestar's would replace the root handler
         debug=False,
     )
+
+
+def _no_global_security(app_config: AppConfig) -> AppConfig:
+    """The bearer token is required per route (`intake.staff.guards.STAFF`), not for the whole document:
+    an OpenAPI operation cannot clear a document-wide requirement with Litestar, so the probes, the
+    questionnaire and the patients' routes would all claim to need a token."""
+    if app_config.openapi_config is not None:
+        app_config.openapi_config.security = None
+    return app_config
 
 
 def _constant(value: object) -> Callable[[], object]:

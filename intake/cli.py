@@ -75,7 +75,10 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
             workers=workers,
             access_log=False,  # uvicorn's access line carries the query string (searches by name)
             log_config=None,
-            proxy_headers=True,
+            # X-Forwarded-For is believed only from FORWARDED_ALLOW_IPS (none by default): uvicorn's own
+            # default trusts loopback, from which every client of the embedded default arrives.
+            proxy_headers=bool(settings.intake.trusted_proxies),
+            forwarded_allow_ips=list(settings.intake.trusted_proxies),
         )
     finally:
         if supervisor is not None:

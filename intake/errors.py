@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from intake.error_shape import MAX_ERRORS, MAX_TEXT
 from intake.logs import error_summary
 from intake.problems import Conflict, InvalidFields, NotFound
 
@@ -20,7 +21,20 @@ _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
 def _body(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {"status_code": status, "detail": detail, "errors": errors or []}
+    """The reply: at most MAX_ERRORS fields, each cut to MAX_TEXT characters, and a count of those left out."""
+    errors = errors or []
+    body: dict[str, Any] = {
+        "status_code": status,
+        "detail": _cut(detail),
+        "errors": [{"field": _cut(e["field"]), "message": _cut(e["message"])} for e in errors[:MAX_ERRORS]],
+    }
+    if len(errors) > MAX_ERRORS:
+        body["errors_left_out"] = len(errors) - MAX_ERRORS
+    return body
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _field_of(item: dict[str, Any]) -> tuple[str, str]:
@@ -70,7 +84,16 @@ def http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict
         detail = "Too many requests from this address. Please try again in a minute."
         if "RateLimit-Reset" in headers:
             headers["Retry-After"] = headers["RateLimit-Reset"]
-    return Response(_body(exc.status_code, detail), status_code=exc.status_code, headers=headers)
+    # Ours carry the field at fault in `extra` (415 names Content-Type); Litestar's own carry none.
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        {"field": str(e["field"]), "message": str(e.get("message", ""))}
+        for e in extra
+        if isinstance(e, dict) and "field" in e
+    ]
+    if exc.status_code == 400 and not errors:
+        errors = [{"field": "body", "message": detail}]  # Litestar's 400s are bodies it cannot read (bad JSON)
+    return Response(_body(exc.status_code, detail, errors), status_code=exc.status_code, headers=headers)
 
 
 log = structlog.get_logger(__name__)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,6 +20,11 @@ from intake.messaging.pipeline import PipelineStatus, pipeline_status, unreadabl
 from intake.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    database: str
 
 
 class HealthController(Controller):
@@ -28,7 +35,12 @@ class HealthController(Controller):
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", operation_id="ready", summary="The database is reachable (else 503)")
+    @get(
+        "/ready",
+        operation_id="ready",
+        summary="The database is reachable (else 503)",
+        responses={503: ResponseSpec(Readiness, description="The database does not answer", generate_examples=False)},
+    )
     async def ready(self, db_engine: NamedDependency[AsyncEngine]) -> Response[dict[str, Any]]:
         try:
             async with db_engine.connect() as connection:

@@ -9,6 +9,7 @@ import json
 import uuid
 from typing import Any
 
+from intake import instants
 from intake.problems import FieldProblem, InvalidFields
 
 
@@ -32,7 +33,10 @@ def decode(cursor: str, sort: str, types: tuple[type, ...]) -> tuple[Any, ...]:
 
 def _parse(kind: type, value: Any) -> Any:
     if kind is dt.datetime:
-        return dt.datetime.fromisoformat(value)
+        moment = dt.datetime.fromisoformat(value)
+        if instants.problem(moment, "cursor"):
+            raise ValueError("not a moment this list wrote")
+        return moment
     if kind is uuid.UUID:
         return uuid.UUID(value)
     if kind is int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -97,6 +98,9 @@ class IntakeSettings:
     idempotency_ttl_hours: int
     rate_limit_per_minute: int = 10
     """Screens one client address may submit per minute (then 429); 0: no limit."""
+    trusted_proxies: tuple[str, ...] = ()
+    """FORWARDED_ALLOW_IPS: the peers whose X-Forwarded-For names the client (for uvicorn and the rate limit).
+    None by default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +263,7 @@ def _read() -> Settings:
             rule_set_version=_env("RULE_SET_VERSION"),
             idempotency_ttl_hours=_env_int("IDEMPOTENCY_TTL_HOURS", 24),
             rate_limit_per_minute=_env_non_negative("INTAKE_RATE_LIMIT_PER_MINUTE", 10),
+            trusted_proxies=_env_addresses("FORWARDED_ALLOW_IPS"),
         ),
         broker=BrokerSettings(
             redis_url=_env("REDIS_URL"),
@@ -328,6 +333,19 @@ def _read() -> Settings:
             max_wait=_env_positive("PIPELINE_MAX_WAIT_SECONDS", 60.0),
         ),
     )
+
+
+def _env_addresses(name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks, or `*`."""
+    entries = tuple(e.strip() for e in _env(name).split(",") if e.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{name} must list IP addresses or networks (or *), got {entry!r}") from None
+    return entries
 
 
 def _jwt_secret(env: str) -> str:

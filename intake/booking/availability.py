@@ -20,6 +20,7 @@ from intake.booking.schemas import (
 from intake.booking.slots import DEFAULT_BUFFER_MINUTES, DEFAULT_SLOT_MINUTES
 from intake.db.base import new_id, utcnow
 from intake.db.models import AvailabilityException, AvailabilityRule, LocationSettings, StaffMember
+from intake.instants import instant
 from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.staff import audit
 from intake.staff.schemas import StaffRef
@@ -30,10 +31,8 @@ def _hhmm(value: dt.time) -> str:
 
 
 def aware(value: dt.datetime, field: str) -> dt.datetime:
-    """A moment in UTC; a time without an offset is refused (it could be any of several instants)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidFields([FieldProblem(field, "Give the time with its UTC offset, e.g. 2026-03-09T14:00:00Z.")])
-    return value.astimezone(dt.UTC)
+    """A moment in UTC; a time without an offset, or in years no clinic means, is refused (422 naming `field`)."""
+    return instant(value, field)
 
 
 async def clinician(session: AsyncSession, staff_id: uuid.UUID, field: str) -> StaffMember:

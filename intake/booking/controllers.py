@@ -32,7 +32,8 @@ from intake.booking.schemas import (
 )
 from intake.booking.staff import StaffBooking
 from intake.db.models import StaffMember
-from intake.staff.guards import admin_only
+from intake.error_shape import JSON_BODY, documented
+from intake.staff.guards import STAFF, admin_only
 from intake.vocabulary import BookingStatusName, Location
 
 From = Annotated[dt.datetime | None, QueryParameter(name="from", description="UTC ISO time, with its offset")]
@@ -49,8 +50,14 @@ class AvailabilityController(Controller):
 
     path = "/api/availability"
     tags = ["availability"]
+    security = STAFF
 
-    @get("/rules", operation_id="listAvailabilityRules", summary="Clinicians' weekly hours per location")
+    @get(
+        "/rules",
+        operation_id="listAvailabilityRules",
+        summary="Clinicians' weekly hours per location",
+        responses=documented(401, 422),
+    )
     async def list_rules(
         self,
         availability_service: NamedDependency[AvailabilityService],
@@ -64,6 +71,7 @@ class AvailabilityController(Controller):
         operation_id="createAvailabilityRule",
         summary="Add weekly hours of a clinician at a location, clinic local time (admin)",
         guards=[admin_only],
+        responses=documented(401, 403, 409, *JSON_BODY),
     )
     async def create_rule(
         self,
@@ -78,6 +86,7 @@ class AvailabilityController(Controller):
         operation_id="deleteAvailabilityRule",
         summary="Remove weekly hours; booked consultations stay (admin)",
         guards=[admin_only],
+        responses=documented(401, 403, 404),
     )
     async def delete_rule(
         self,
@@ -87,7 +96,12 @@ class AvailabilityController(Controller):
     ) -> None:
         await availability_service.delete_rule(rule_id=rule_id, actor_id=request.user.id)
 
-    @get("/exceptions", operation_id="listAvailabilityExceptions", summary="Holidays and time off")
+    @get(
+        "/exceptions",
+        operation_id="listAvailabilityExceptions",
+        summary="Holidays and time off",
+        responses=documented(401, 422),
+    )
     async def list_exceptions(
         self,
         availability_service: NamedDependency[AvailabilityService],
@@ -101,6 +115,7 @@ class AvailabilityController(Controller):
         operation_id="createAvailabilityException",
         summary="Block time: a holiday, a location closed, a clinician's time off (admin)",
         guards=[admin_only],
+        responses=documented(401, 403, *JSON_BODY),
     )
     async def create_exception(
         self,
@@ -115,6 +130,7 @@ class AvailabilityController(Controller):
         operation_id="deleteAvailabilityException",
         summary="Remove an exception (admin)",
         guards=[admin_only],
+        responses=documented(401, 403, 404),
     )
     async def delete_exception(
         self,
@@ -128,6 +144,7 @@ class AvailabilityController(Controller):
         "/settings/{location:str}",
         operation_id="getLocationSettings",
         summary="A location's consultation length and buffer (defaults: 30 and 0 minutes)",
+        responses=documented(401, 404),
     )
     async def get_settings(
         self, location: FromPath[str], availability_service: NamedDependency[AvailabilityService]
@@ -139,6 +156,7 @@ class AvailabilityController(Controller):
         operation_id="updateLocationSettings",
         summary="Set a location's consultation length and buffer (admin)",
         guards=[admin_only],
+        responses=documented(401, 403, 404, *JSON_BODY),
     )
     async def put_settings(
         self,
@@ -160,7 +178,12 @@ class PatientBookingController(Controller):
     opt = {"public": True}
     exception_handlers = {LinkInvalid: _bad_link}
 
-    @get("/slots", operation_id="getBookingSlots", summary="Free consultation times at the person's location")
+    @get(
+        "/slots",
+        operation_id="getBookingSlots",
+        summary="Free consultation times at the person's location",
+        responses=documented(401, 404, 422),
+    )
     async def slots(
         self,
         patient_booking: NamedDependency[PatientBooking],
@@ -174,7 +197,13 @@ class PatientBookingController(Controller):
     ) -> Response[SlotsOut]:
         return Response(await patient_booking.slots_for_link(token=token), headers=NoStore)
 
-    @post("/", operation_id="bookConsultation", summary="Book one of the free times", status_code=201)
+    @post(
+        "/",
+        operation_id="bookConsultation",
+        summary="Book one of the free times",
+        status_code=201,
+        responses=documented(401, 404, 409, *JSON_BODY),
+    )
     async def book(
         self,
         data: JSONBody[BookIn],
@@ -183,7 +212,12 @@ class PatientBookingController(Controller):
         body = await patient_booking.book_by_link(token=data.token, starts_at=data.starts_at)
         return Response(body, status_code=201, headers=NoStore)
 
-    @get("/manage", operation_id="getMyBooking", summary="The booking a confirmation email's link is about")
+    @get(
+        "/manage",
+        operation_id="getMyBooking",
+        summary="The booking a confirmation email's link is about",
+        responses=documented(401, 404, 422),
+    )
     async def manage(
         self,
         patient_booking: NamedDependency[PatientBooking],
@@ -191,7 +225,13 @@ class PatientBookingController(Controller):
     ) -> Response[PatientBookingOut]:
         return Response(await patient_booking.manage_view(token=token), headers=NoStore)
 
-    @post("/cancel", operation_id="cancelMyBooking", summary="Cancel (until the change cut-off)", status_code=200)
+    @post(
+        "/cancel",
+        operation_id="cancelMyBooking",
+        summary="Cancel (until the change cut-off)",
+        status_code=200,
+        responses=documented(401, 404, 409, *JSON_BODY),
+    )
     async def cancel(
         self,
         data: JSONBody[ManageIn],
@@ -204,6 +244,7 @@ class PatientBookingController(Controller):
         operation_id="rescheduleMyBooking",
         summary="Move to another free time (until the change cut-off)",
         status_code=200,
+        responses=documented(401, 404, 409, *JSON_BODY),
     )
     async def reschedule(
         self,
@@ -217,9 +258,13 @@ class PatientBookingController(Controller):
 class LeadBookingController(Controller):
     path = "/api/leads/{lead_id:uuid}"
     tags = ["bookings"]
+    security = STAFF
 
     @get(
-        "/slots", operation_id="listLeadSlots", summary="Free times for a lead, per clinician (staff booking by phone)"
+        "/slots",
+        operation_id="listLeadSlots",
+        summary="Free times for a lead, per clinician (staff booking by phone)",
+        responses=documented(401, 404, 422),
     )
     async def slots(
         self,
@@ -234,7 +279,13 @@ class LeadBookingController(Controller):
         )
         return Response(body, headers=NoStore)
 
-    @post("/bookings", operation_id="createLeadBooking", summary="Book a consultation for a lead", status_code=201)
+    @post(
+        "/bookings",
+        operation_id="createLeadBooking",
+        summary="Book a consultation for a lead",
+        status_code=201,
+        responses=documented(401, 404, 409, *JSON_BODY),
+    )
     async def create(
         self,
         lead_id: FromPath[uuid.UUID],
@@ -249,8 +300,14 @@ class LeadBookingController(Controller):
 class BookingController(Controller):
     path = "/api/bookings"
     tags = ["bookings"]
+    security = STAFF
 
-    @get("/", operation_id="listBookings", summary="The schedule: bookings by time, clinician, location")
+    @get(
+        "/",
+        operation_id="listBookings",
+        summary="The schedule: bookings by time, clinician, location",
+        responses=documented(401, 422),
+    )
     async def schedule(
         self,
         request: Request[StaffMember, Any, Any],
@@ -275,6 +332,7 @@ class BookingController(Controller):
         "/{booking_id:uuid}",
         operation_id="updateBooking",
         summary="Move ({starts_at, clinician_id?}: a new booking replaces this one) or set the status",
+        responses=documented(401, 404, 409, *JSON_BODY),
     )
     async def update(
         self,

@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from intake.leads.schemas import ContactIn
 from intake.problems import FieldProblem
+from intake.text import clean_name, name_problem
 
 _ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 
@@ -43,11 +44,12 @@ def normalise_phone(raw: str, region: str = "US") -> str:
 
 def check_contact(contact: ContactIn) -> tuple[Contact | None, list[FieldProblem]]:
     errors: list[FieldProblem] = []
-    first, last = contact.first_name.strip(), contact.last_name.strip()
-    if not first:
-        errors.append(FieldProblem("contact.first_name", "First name is required."))
-    if not last:
-        errors.append(FieldProblem("contact.last_name", "Last name is required."))
+    first, last = clean_name(contact.first_name), clean_name(contact.last_name)
+    for field, value, label in (("first_name", first, "First name"), ("last_name", last, "Last name")):
+        if not value:
+            errors.append(FieldProblem(f"contact.{field}", f"{label} is required."))
+        elif problem := name_problem(value):
+            errors.append(FieldProblem(f"contact.{field}", problem))
     email = ""
     try:
         email = normalise_email(contact.email)

@@ -20,6 +20,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import DURATION_VALUES, CacheObject, RateLimitConfig, RateLimitMiddleware
 from litestar.types import ASGIApp, Middleware, Receive, Scope, Send
 
+from intake.proxies import TrustedProxies
 from intake.settings import IntakeSettings
 
 _PURGE_EVERY = 1024
@@ -62,16 +63,23 @@ class InProcessRateLimit(RateLimitMiddleware):
 def submission_limit(settings: IntakeSettings) -> list[Middleware]:
     """Middleware for the intake routes: `rate_limit_per_minute` submissions per client address.
 
-    The address is the connection's peer, or the client a trusted proxy names (uvicorn's
-    `FORWARDED_ALLOW_IPS`). Counts live in the process's memory: each API process counts its own.
+    The address is the connection's peer, or the client that a proxy in `FORWARDED_ALLOW_IPS` (none by
+    default) names in X-Forwarded-For. Counts live in the process's memory: each API process counts its own.
     Reading the questionnaire is never limited.
     """
     if settings.rate_limit_per_minute <= 0:
         return []
+    proxies = TrustedProxies(settings.trusted_proxies)
+
+    def client_of(request: Request[Any, Any, Any]) -> str:
+        peer = request.client.host if request.client else None
+        return proxies.client(peer, ",".join(request.headers.getall("x-forwarded-for", [])))
+
     config = RateLimitConfig(
         rate_limit=("minute", settings.rate_limit_per_minute),
         check_throttle_handler=_is_submission,
         store="intake_submissions",
+        identifier_for_request=client_of,
     )
     return [DefineMiddleware(InProcessRateLimit, config=config)]
 

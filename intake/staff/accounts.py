@@ -18,6 +18,7 @@ from intake.problems import Conflict, FieldProblem, InvalidFields, NotFound
 from intake.settings import AuthSettings
 from intake.staff import audit
 from intake.staff.passwords import hash_password, needs_rehash, password_problem, verify_password
+from intake.text import clean_name, name_problem
 from intake.vocabulary import ROLES
 
 log = structlog.get_logger(__name__)
@@ -33,8 +34,10 @@ def _check(
             normalised = validate_email(email.strip(), check_deliverability=False).normalized.lower()
         except EmailNotValidError as exc:
             problems.append(FieldProblem("email", f"Not a valid email address: {exc}"))
-    if name is not None and not name.strip():
+    if name is not None and not clean_name(name):
         problems.append(FieldProblem("name", "A name is required."))
+    elif name is not None and (problem := name_problem(clean_name(name))):
+        problems.append(FieldProblem("name", problem))
     if role is not None and role not in ROLES:
         problems.append(FieldProblem("role", f"Role must be one of {', '.join(ROLES)}."))
     if password is not None and (problem := password_problem(password)):
@@ -56,7 +59,7 @@ class StaffService:
         member = StaffMember(
             id=new_id(),
             email=normalised,
-            name=name.strip(),
+            name=clean_name(name),
             role=role,
             password_hash=hash_password(password),
             disabled=False,
@@ -141,7 +144,7 @@ class StaffService:
                 if name == "password":
                     member.password_hash = hash_password(value)
                 elif name == "name":
-                    member.name = value.strip()
+                    member.name = clean_name(value)
                 else:
                     setattr(member, name, value)
             if changes.get("disabled") is False:

@@ -13,10 +13,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
 from intake.db.models import StaffMember
+from intake.error_shape import JSON_BODY, documented
+from intake.instants import optional_instants
 from intake.staff.accounts import StaffService
 from intake.staff.audit import AuditService
 from intake.staff.auth import TokenIssuer
-from intake.staff.guards import admin_only
+from intake.staff.guards import STAFF, admin_only
 from intake.staff.schemas import AuditOut, AuditPage, LoginIn, StaffCreate, StaffOut, StaffPatch, TokenOut
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size, at most 100")]
@@ -44,6 +46,7 @@ class AuthController(Controller):
         summary="Sign in: a short-lived bearer token",
         opt={"public": True},
         status_code=200,
+        responses=documented(401, *JSON_BODY),
     )
     async def login(
         self,
@@ -61,14 +64,21 @@ class AuthController(Controller):
             expires_in=int(token_issuer.lifetime.total_seconds()),
         )
 
-    @post("/logout", operation_id="logout", summary="Revoke the token this request carries", status_code=204)
+    @post(
+        "/logout",
+        operation_id="logout",
+        summary="Revoke the token this request carries",
+        status_code=204,
+        security=STAFF,
+        responses=documented(401),
+    )
     async def logout(
         self, request: Request[StaffMember, Token, Any], staff_service: NamedDependency[StaffService]
     ) -> None:
         token = request.auth
         await staff_service.revoke(str(token.jti), token.exp)
 
-    @get("/me", operation_id="me", summary="Who this token belongs to")
+    @get("/me", operation_id="me", summary="Who this token belongs to", security=STAFF, responses=documented(401))
     async def me(self, request: Request[StaffMember, Token, Any]) -> StaffOut:
         return staff_out(request.user)
 
@@ -77,12 +87,18 @@ class StaffController(Controller):
     path = "/api/staff"
     tags = ["staff"]
     guards = [admin_only]
+    security = STAFF
 
-    @get("/", operation_id="listStaff", summary="Every staff account (admin)")
+    @get("/", operation_id="listStaff", summary="Every staff account (admin)", responses=documented(401, 403))
     async def list_staff(self, staff_service: NamedDependency[StaffService]) -> list[StaffOut]:
         return [staff_out(m) for m in await staff_service.list()]
 
-    @post("/", operation_id="createStaff", summary="Create a staff account (admin)")
+    @post(
+        "/",
+        operation_id="createStaff",
+        summary="Create a staff account (admin)",
+        responses=documented(401, 403, 409, *JSON_BODY),
+    )
     async def create_staff(
         self,
         data: JSONBody[StaffCreate],
@@ -98,6 +114,7 @@ class StaffController(Controller):
         "/{staff_id:uuid}",
         operation_id="updateStaff",
         summary="Change a name, role, password; disable (admin)",
+        responses=documented(401, 403, 404, *JSON_BODY),
     )
     async def update_staff(
         self,
@@ -113,8 +130,14 @@ class AuditController(Controller):
     path = "/api/audit"
     tags = ["audit"]
     guards = [admin_only]
+    security = STAFF
 
-    @get("/", operation_id="listAudit", summary="The audit trail, newest first (admin)")
+    @get(
+        "/",
+        operation_id="listAudit",
+        summary="The audit trail, newest first (admin)",
+        responses=documented(401, 403, 422),
+    )
     async def list_audit(
         self,
         request: Request[StaffMember, Token, Any],
@@ -127,13 +150,14 @@ class AuditController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: Limit = 50,
     ) -> AuditPage:
+        moments = optional_instants(**{"from": at_from, "to": at_to})
         rows, next_cursor = await audit_service.list(
             actor_id=request.user.id,
             staff_id=staff_id,
             lead_id=lead_id,
             action=action,
-            at_from=at_from,
-            at_to=at_to,
+            at_from=moments["from"],
+            at_to=moments["to"],
             after=cursor,
             limit=limit,
         )
