@@ -59,6 +59,9 @@ class HealthController(Controller):
             "when a screening has waited to be routed, or a seek-care-now email or staff alert to be sent, for "
             "longer than PIPELINE_MAX_WAIT_SECONDS. Ages in seconds, counts and times only."
         ),
+        responses={
+            503: ResponseSpec(PipelineStatus, description="Work is not moving: the reasons", generate_examples=False)
+        },
     )
     async def pipeline(
         self, db_engine: NamedDependency[AsyncEngine], settings: NamedDependency[Settings]

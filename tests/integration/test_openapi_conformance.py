@@ -43,6 +43,9 @@ SEED = 20261202
 BASE_URL = "http://testserver"
 CALLERS = ("anonymous", *ROLES)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+PROBES = ("/ready", "/pipeline")
+"""Their 503 is an answer, documented with its body: here no worker runs, so /pipeline is stalled by design."""
+PROBE_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 # The unsubscribe link's page and one-click POST answer HTML and are being reworked on their own (a GET
 # must not change state); they are left out here until then.
 LEFT_OUT_TAGS = ("unsubscribe",)
@@ -140,7 +143,8 @@ def test_every_reply_is_documented_and_never_a_server_error(case: Any, api: Api)
         if (case.method, case.path) == ("POST", "/api/auth/logout") and caller != "anonymous":
             headers = api.login(caller)  # a token of its own: the shared one must stay valid
         try:
-            case.call_and_validate(base_url=BASE_URL, session=api.client, headers=headers, checks=CHECKS)
+            checks = PROBE_CHECKS if case.path in PROBES else CHECKS
+            case.call_and_validate(base_url=BASE_URL, session=api.client, headers=headers, checks=checks)
         except Exception as exc:
             exc.add_note(f"as {caller}")
             raise
@@ -149,7 +153,7 @@ def test_every_reply_is_documented_and_never_a_server_error(case: Any, api: Api)
 def test_the_document_says_which_routes_need_a_token() -> None:
     spec = DOCUMENT
     assert "security" not in spec, "a document-wide requirement would claim the probes need a token"
-    public = {"health", "ready", "getQuestionnaire", "submitScreen", "login"}
+    public = {"health", "ready", "pipeline", "getQuestionnaire", "submitScreen", "login"}
     for path, item in spec["paths"].items():
         for operation in item.values():
             name = operation["operationId"]
