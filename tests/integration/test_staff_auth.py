@@ -26,7 +26,12 @@ async def _login(client: Client, email: str, password: str = PASSWORD) -> Any:
 
 @pytest.mark.slow  # three `intake create-staff` processes
 def test_create_staff_reads_the_password_from_stdin(database_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url, "INTAKE_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "INTAKE_DATA_DIR": str(tmp_path),
+        "PUBLIC_BASE_URL": "https://intake.clinic.example",
+    }
     command = [
         sys.executable,
         "-m",
