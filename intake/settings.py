@@ -142,6 +142,10 @@ class AuthSettings:
     lockout_threshold: int
     lockout_minutes: int
     export_max_rows: int
+    login_rate_limit_per_minute: int = 20
+    """Sign-in attempts one client address may make per minute (then 429); 0: no limit."""
+    login_account_rate_limit_per_minute: int = 10
+    """Sign-in attempts per minute for one account (email), from any address (then 429); 0: no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +276,8 @@ def _read() -> Settings:
             lockout_threshold=_env_int("LOGIN_LOCKOUT_THRESHOLD", 10),
             lockout_minutes=_env_int("LOGIN_LOCKOUT_MINUTES", 15),
             export_max_rows=_env_int("EXPORT_MAX_ROWS", 100_000),
+            login_rate_limit_per_minute=_env_non_negative("LOGIN_RATE_LIMIT_PER_MINUTE", 20),
+            login_account_rate_limit_per_minute=_env_non_negative("LOGIN_ACCOUNT_RATE_LIMIT_PER_MINUTE", 10),
         ),
         booking=BookingSettings(
             addresses={

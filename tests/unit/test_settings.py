@@ -17,6 +17,7 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.broker.redis_url == "" and settings.smtp.host == ""
     assert settings.intake.rate_limit_per_minute == 10
     assert settings.app.public_base_url == "http://127.0.0.1:8000"
+    assert (settings.auth.login_rate_limit_per_minute, settings.auth.login_account_rate_limit_per_minute) == (20, 10)
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,8 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("INTAKE_ENV", "staging"),
         ("CELERY_VISIBILITY_TIMEOUT", "60"),
         ("INTAKE_RATE_LIMIT_PER_MINUTE", "-1"),
+        ("LOGIN_RATE_LIMIT_PER_MINUTE", "-1"),
+        ("LOGIN_ACCOUNT_RATE_LIMIT_PER_MINUTE", "lots"),
         ("PUBLIC_BASE_URL", "intake.example.com"),
     ],
 )
