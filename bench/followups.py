@@ -616,6 +616,7 @@ def worker_environment(args: argparse.Namespace, redis: RedisServer, sink: SmtpS
     chosen = {
         "INTAKE_ENV": "production",
         "INTAKE_DATA_DIR": str(data_dir),
+        "PUBLIC_BASE_URL": "http://127.0.0.1",  # required in production; no link is followed here
         "DATABASE_URL": args.database_url,
         "REDIS_URL": redis.url,
         "SMTP_HOST": "127.0.0.1",

@@ -1242,6 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
             "DATABASE_URL": app_url,
             "DATABASE_POOL_SIZE": str(args.pool_size),
             "INTAKE_DATA_DIR": str(workdir / "data"),
+            "PUBLIC_BASE_URL": "http://127.0.0.1",  # required off the embedded default; no link is followed here
             "LOG_LEVEL": args.log_level,
             # As production runs it: JSON logs (INTAKE_ENV=production needs a real JWT secret), the
             # per-client rate limit at its default (INTAKE_RATE_LIMIT_PER_MINUTE unset: 10 a minute).

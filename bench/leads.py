@@ -830,6 +830,7 @@ class Server:
             "DATABASE_URL": self.url,
             "INTAKE_DATA_DIR": str(data_dir),
             "INTAKE_ENV": "production",
+            "PUBLIC_BASE_URL": "http://127.0.0.1",  # required in production; no link is followed here
             "LOG_LEVEL": self.log_level,
             "LOG_FORMAT": "json",
             "JWT_SECRET": secrets.token_urlsafe(30),

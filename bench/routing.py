@@ -598,6 +598,7 @@ def service_env(db_url: str, redis_url: str, smtp_port: int, data_dir: Path) -> 
         "SMTP_PORT": str(smtp_port),
         "SMTP_STARTTLS": "false",
         "INTAKE_DATA_DIR": str(data_dir),
+        "PUBLIC_BASE_URL": "http://127.0.0.1",  # required off the embedded default; no link is followed here
         "STAFF_ALERT_EMAILS": ",".join(STAFF),
         "STAFF_ALERT_WEBHOOK_URL": "",
         # As production runs: JSON logs, a real secret, the per-client limit on (its default, 10 a

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from intake.settings import get_settings
+from intake.settings import get_settings, is_embedded_default
 from intake.vocabulary import ROLES
 
 if TYPE_CHECKING:
@@ -45,9 +45,11 @@ def serve(host: str, port: int, workers: int, with_worker: bool | None) -> None:
     """Migrate the database, then serve the API (and, on the embedded default, the worker and scheduler)."""
     import uvicorn
 
-    # Links in emails point at this server unless PUBLIC_BASE_URL says where the public reaches it.
+    # On the embedded default, links in emails point at this server unless PUBLIC_BASE_URL says where the
+    # public reaches it; anywhere else the worker runs apart, and PUBLIC_BASE_URL must be set.
     local = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104 - comparing, not binding
-    os.environ.setdefault("PUBLIC_BASE_URL", f"http://{local}:{port}")
+    if is_embedded_default():
+        os.environ.setdefault("PUBLIC_BASE_URL", f"http://{local}:{port}")
     get_settings.cache_clear()
     _prepare()
     settings = get_settings()

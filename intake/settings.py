@@ -164,6 +164,10 @@ class AuthSettings:
     lockout_threshold: int
     lockout_minutes: int
     export_max_rows: int
+    login_rate_limit_per_minute: int = 20
+    """Sign-in attempts one client address may make per minute (then 429); 0: no limit."""
+    login_account_rate_limit_per_minute: int = 10
+    """Sign-in attempts per minute for one account (email), from any address (then 429); 0: no limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +240,7 @@ def _read() -> Settings:
     log_format = _env("LOG_FORMAT", "json" if env == "production" else "console")
     if log_format not in {"json", "console"}:
         raise ValueError(f"LOG_FORMAT must be json or console, got {log_format!r}")
-    public_base_url = _env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    public_base_url = _public_base_url()
     return Settings(
         app=AppSettings(
             env=env,
@@ -302,6 +306,8 @@ def _read() -> Settings:
             lockout_threshold=_env_int("LOGIN_LOCKOUT_THRESHOLD", 10),
             lockout_minutes=_env_int("LOGIN_LOCKOUT_MINUTES", 15),
             export_max_rows=_env_int("EXPORT_MAX_ROWS", 100_000),
+            login_rate_limit_per_minute=_env_non_negative("LOGIN_RATE_LIMIT_PER_MINUTE", 20),
+            login_account_rate_limit_per_minute=_env_non_negative("LOGIN_ACCOUNT_RATE_LIMIT_PER_MINUTE", 10),
         ),
         booking=BookingSettings(
             addresses={
@@ -353,6 +359,34 @@ def _jwt_secret(env: str) -> str:
     if env == "production" and len(secret) < 32:
         raise ValueError("JWT_SECRET must be set to at least 32 characters in production")
     return secret
+
+
+def is_embedded_default() -> bool:
+    """Nothing points at real services: SQLite (in the data folder, or a file DATABASE_URL names), the
+    filesystem broker (no REDIS_URL), and not production. There, the API, the worker and beat run together
+    (`intake serve`), and links may point at the address it serves on."""
+    database_url = _env("DATABASE_URL")
+    return (
+        (not database_url or database_url.startswith("sqlite"))
+        and not _env("REDIS_URL")
+        and _env("INTAKE_ENV", "development") != "production"
+    )
+
+
+def _public_base_url() -> str:
+    url = _env("PUBLIC_BASE_URL").rstrip("/")
+    if not url:
+        if not is_embedded_default():
+            # The worker builds the links in emails: a default would point at a port of its own machine.
+            raise ValueError(
+                "PUBLIC_BASE_URL must be set when DATABASE_URL or REDIS_URL points at real services or "
+                "INTAKE_ENV=production: the address patients and staff reach this service at "
+                "(e.g. https://intake.example.com), where every link in emails and alerts points"
+            )
+        return "http://127.0.0.1:8000"
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"PUBLIC_BASE_URL must start with http:// or https://, got {url!r}")
+    return url
 
 
 @lru_cache(maxsize=1)

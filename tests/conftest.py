@@ -108,7 +108,13 @@ def make_settings(database_url: str, data_dir: Path, **sections: dict[str, Any])
         base,
         app=dataclasses.replace(base.app, data_dir=data_dir, log_format="console"),
         db=dataclasses.replace(base.db, url=database_url, pool_size=5),
-        auth=dataclasses.replace(base.auth, jwt_secret=TEST_JWT_SECRET),
+        # Tests sign in often from one address; test_login_limits.py sets limits of its own.
+        auth=dataclasses.replace(
+            base.auth,
+            jwt_secret=TEST_JWT_SECRET,
+            login_rate_limit_per_minute=0,
+            login_account_rate_limit_per_minute=0,
+        ),
         # Tests submit many screens from one address; test_rate_limit.py sets a limit of its own.
         intake=dataclasses.replace(base.intake, rate_limit_per_minute=0),
     )

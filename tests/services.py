@@ -24,6 +24,8 @@ from tests.conftest import TEST_JWT_SECRET
 
 STAFF = ("frontdesk@clinic.test", "lead-pt@clinic.test")
 WEBHOOK_SECRET = "test-webhook-secret"
+PUBLIC_BASE_URL = "https://intake.clinic.example"
+"""Where links in the workers' emails point (required off the embedded default)."""
 SWEEP_INTERVAL_SECONDS = 1.0
 """The worker's beat sweep in tests: short, so that waiting for one more sweep is short too."""
 
@@ -104,6 +106,7 @@ def worker_env(
         "SMTP_PORT": str(smtp.port),
         "SMTP_STARTTLS": "false",
         "INTAKE_DATA_DIR": str(data_dir),
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "STAFF_ALERT_EMAILS": ",".join(STAFF),
         "STAFF_ALERT_WEBHOOK_URL": webhook_url,
         "STAFF_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,

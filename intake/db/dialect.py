@@ -12,6 +12,7 @@ from sqlalchemy import JSON, CursorResult, Select, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session
 
@@ -57,15 +58,40 @@ async def lock_row(session: AsyncSession, model: Any, row_id: uuid.UUID) -> bool
     return cast("CursorResult[Any]", result).rowcount > 0
 
 
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+"""How long a SQLite writer waits for another process's write (the API's for a worker's, or the other way
+round) before it fails with "database is locked". Each holds the lock for milliseconds, and the API queues
+its own writers (`intake.db.engine.WriteTurns`), so a healthy wait stays far below this; it was 10 s, which a
+burst of submissions, with the worker writing too, outlasted."""
+
+
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" (SQLITE_BUSY): another process held the write lock past the busy timeout."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
 def sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous_normal: bool = False) -> None:
     # WAL lets the API read while a worker writes; foreign keys are off in SQLite unless asked for.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # WAL stays on in the file once set. Setting it again is not free: it fails at once, with no busy wait,
+    # while another process writes.
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     if synchronous_normal:
         cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
-__all__ = ["JSONDocument", "insert", "is_postgresql", "lock_row", "skip_locked", "sqlite_pragmas"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "JSONDocument",
+    "insert",
+    "is_postgresql",
+    "is_sqlite_busy",
+    "lock_row",
+    "skip_locked",
+    "sqlite_pragmas",
+]

@@ -17,7 +17,8 @@ phone or ZIP left out (None) keeps the one on file, and so does the search text'
 search text given was made without a phone: the kept phone's digits are appended, see
 `intake.leads.contact.search_text`). A caller sees the same two failures: `WriteConflict` (a
 concurrent submission took a unique key first) and `Disconnected` (the connection died; the pool
-was reset: try again).
+was reset: try again); on SQLite also `Busy` (another process kept the write lock past the busy
+timeout: try again).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from intake.db.dialect import is_sqlite_busy
+from intake.db.engine import write_turns
 from intake.db.models import Consent, IdempotencyRecord, Lead, OutboxMessage, Screening
 
 _leads = cast(Table, Lead.__table__)
@@ -76,6 +79,10 @@ class Disconnected(Exception):
     """The connection died (the server restarted); the pool was reset, so a new attempt gets a new one."""
 
 
+class Busy(Exception):
+    """SQLite: another process held the write lock for longer than the busy timeout; try again."""
+
+
 @dataclass(frozen=True, slots=True)
 class SubmissionRows:
     """The rows of one submission. `lead` is the row of a new lead (its id is used only then);
@@ -97,13 +104,17 @@ async def write_submission(engine: AsyncEngine, rows: SubmissionRows, idempotenc
     if engine.dialect.driver == "asyncpg":
         return await _write_asyncpg(engine, rows, idempotency)
     try:
-        async with engine.begin() as conn:
+        # SQLite: one writer at a time. The API's writers queue in this process (a burst waits its turn);
+        # SQLite's busy timeout covers a worker writing at the same moment.
+        async with write_turns(engine).turn(), engine.begin() as conn:
             return await _write_core(conn, rows, idempotency)
     except IntegrityError as exc:
         raise WriteConflict from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise Disconnected from exc
+        if is_sqlite_busy(exc):
+            raise Busy from exc
         raise
 
 
@@ -340,6 +351,7 @@ def _insert(table: Table) -> Any:
 
 
 __all__ = [
+    "Busy",
     "Disconnected",
     "IdempotencyRow",
     "SubmissionRows",

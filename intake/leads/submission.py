@@ -23,7 +23,7 @@ from intake.leads.schemas import (
     IntakeSubmission,
     ReasonOut,
 )
-from intake.leads.store import Disconnected, SubmissionRows, WriteConflict, write_submission
+from intake.leads.store import Busy, Disconnected, SubmissionRows, WriteConflict, write_submission
 from intake.messaging import kinds
 from intake.messaging.outbox import routing_queue
 from intake.messaging.publishing.publication import Publication
@@ -104,6 +104,12 @@ class IntakeService:
                 if attempt == _ATTEMPTS - 1:
                     raise
                 log.warning("intake.retry_after_disconnect", attempt=attempt + 1)
+            except Busy:
+                # SQLite: a worker kept the write lock past the busy timeout. The person's screen is not lost
+                # for that: wait again.
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                log.warning("intake.retry_after_busy", attempt=attempt + 1)
         raise AssertionError("unreachable")
 
     async def _replay(self, key: str, request_hash: str) -> IntakeOutcome | None:

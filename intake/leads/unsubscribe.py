@@ -1,4 +1,4 @@
-"""Unsubscribe: takes effect at once, idempotent, stops every follow-up and non-transactional email."""
+"""Unsubscribe: takes effect at once (on a POST), idempotent, stops every follow-up and non-transactional email."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ class UnsubscribeService:
             return tokens.verify(tokens.jwt_secret(self._settings), tokens.UNSUBSCRIBE, token)
         except tokens.BadToken:
             raise NotFound("unsubscribe link") from None
+
+    async def state(self, token: str) -> tuple[str, bool]:
+        """The link's person's language, and whether they are unsubscribed already. Changes nothing: a GET
+        (a mail scanner fetching the link, too) only reads."""
+        lead_id = self.lead_of(token)
+        async with self._sessionmaker() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None:
+                raise NotFound("unsubscribe link")
+            return lead.language, lead.unsubscribed_at is not None
 
     async def unsubscribe(self, token: str) -> str:
         """Unsubscribe the link's person; returns their language for the page. A second call changes nothing."""

@@ -1,4 +1,5 @@
-"""Bearer-token sign-in (Litestar's JWTAuth): who the caller is, and whether their token was revoked."""
+"""Bearer-token sign-in (Litestar's JWTAuth): who the caller is, and whether their token was revoked (by logout,
+or by a password change)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from litestar.security.jwt import JWTAuth, Token
 
 from intake.db.models import StaffMember
 from intake.settings import Settings
-from intake.staff.accounts import StaffService
+from intake.staff.accounts import StaffService, password_stamp
 from intake.tokens import jwt_secret
 
 
@@ -24,7 +25,10 @@ def build_jwt_auth(settings: Settings, staff: StaffService) -> JWTAuth[StaffMemb
             return None
         if token.jti is None:
             return None
-        return await staff.active_member(staff_id, str(token.jti))
+        stamp = token.extras.get(PASSWORD_STAMP_CLAIM, 0)
+        if not isinstance(stamp, int):
+            return None
+        return await staff.active_member(staff_id, str(token.jti), stamp)
 
     return JWTAuth[StaffMember, Token](
         token_secret=jwt_secret(settings),
@@ -35,8 +39,13 @@ def build_jwt_auth(settings: Settings, staff: StaffService) -> JWTAuth[StaffMemb
     )
 
 
+PASSWORD_STAMP_CLAIM = "pwd_at"  # noqa: S105 - a claim name, not a secret
+"""When the member's password was set, as the token was issued (see `password_stamp`): a password change,
+by the person or by an admin, ends every token issued before it."""
+
+
 class TokenIssuer:
-    """Issues the bearer tokens that `JWTAuth` checks: subject, unique id (for logout), role."""
+    """Issues the bearer tokens that `JWTAuth` checks: subject, unique id (for logout), role, password stamp."""
 
     def __init__(self, jwt_auth: JWTAuth[StaffMember, Token]):
         self._jwt_auth = jwt_auth
@@ -49,5 +58,5 @@ class TokenIssuer:
         return self._jwt_auth.create_token(
             identifier=str(member.id),
             token_unique_jwt_id=uuid.uuid4().hex,
-            token_extras={"role": member.role},
+            token_extras={"role": member.role, PASSWORD_STAMP_CLAIM: password_stamp(member)},
         )

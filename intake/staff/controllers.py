@@ -8,18 +8,27 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
 from intake.db.models import StaffMember
 from intake.error_shape import JSON_BODY, documented
 from intake.instants import optional_instants
-from intake.staff.accounts import StaffService
+from intake.staff.accounts import StaffService, TooManySignIns
 from intake.staff.audit import AuditService
 from intake.staff.auth import TokenIssuer
 from intake.staff.guards import STAFF, admin_only
-from intake.staff.schemas import AuditOut, AuditPage, LoginIn, StaffCreate, StaffOut, StaffPatch, TokenOut
+from intake.staff.schemas import (
+    AuditOut,
+    AuditPage,
+    LoginIn,
+    PasswordChangeIn,
+    StaffCreate,
+    StaffOut,
+    StaffPatch,
+    TokenOut,
+)
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size, at most 100")]
 
@@ -33,6 +42,14 @@ def staff_out(member: StaffMember) -> StaffOut:
         disabled=member.disabled,
         locked_until=member.locked_until,
         created_at=member.created_at,
+    )
+
+
+def _token(token_issuer: TokenIssuer, member: StaffMember) -> TokenOut:
+    return TokenOut(
+        access_token=token_issuer.issue(member),
+        token_type="bearer",  # noqa: S106 - the OAuth token type, not a secret
+        expires_in=int(token_issuer.lifetime.total_seconds()),
     )
 
 
@@ -51,18 +68,35 @@ class AuthController(Controller):
     async def login(
         self,
         data: JSONBody[LoginIn],
+        request: Request[Any, Any, Any],
         staff_service: NamedDependency[StaffService],
         token_issuer: NamedDependency[TokenIssuer],
     ) -> TokenOut:
-        member = await staff_service.authenticate(data.email, data.password)
+        address = request.client.host if request.client else ""
+        try:
+            member = await staff_service.authenticate(data.email, data.password, address=address)
+        except TooManySignIns as exc:
+            raise TooManyRequestsException(headers={"Retry-After": str(exc.retry_after)}) from None
         if member is None:
             # One answer for a wrong password, an unknown email, a locked or disabled account.
             raise NotAuthorizedException("Wrong email or password, or the account is locked or disabled.")
-        return TokenOut(
-            access_token=token_issuer.issue(member),
-            token_type="bearer",  # noqa: S106 - the OAuth token type, not a secret
-            expires_in=int(token_issuer.lifetime.total_seconds()),
-        )
+        return _token(token_issuer, member)
+
+    @post(
+        "/password",
+        operation_id="changeOwnPassword",
+        summary="Change your password: every earlier token stops working, this answer carries a new one",
+        status_code=200,
+    )
+    async def change_password(
+        self,
+        data: JSONBody[PasswordChangeIn],
+        request: Request[StaffMember, Token, Any],
+        staff_service: NamedDependency[StaffService],
+        token_issuer: NamedDependency[TokenIssuer],
+    ) -> TokenOut:
+        member = await staff_service.change_own_password(request.user, data.current_password, data.new_password)
+        return _token(token_issuer, member)
 
     @post(
         "/logout",

@@ -23,6 +23,11 @@ class LoginIn(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(max_length=1000)]
 
 
+class PasswordChangeIn(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: Annotated[str, msgspec.Meta(max_length=1000)]
+    new_password: Annotated[str, msgspec.Meta(max_length=1000)]
+
+
 class TokenOut(msgspec.Struct):
     access_token: str
     token_type: str

@@ -1,7 +1,7 @@
 """worker_heartbeats: what GET /pipeline reads to tell whether a worker and the scheduler are running
 
 Revision ID: 5c1e8a7d2f40
-Revises: b7e2a4c91d35
+Revises: e3f1c2a9d4b7
 Create Date: 2026-12-02 05:30:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5c1e8a7d2f40"
-down_revision: str | None = "b7e2a4c91d35"
+down_revision: str | None = "e3f1c2a9d4b7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

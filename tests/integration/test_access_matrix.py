@@ -32,6 +32,11 @@ _counter = itertools.count()
 EXPECTED: dict[str, tuple[tuple[int, int, int], Callable[[dict[str, str]], Any] | None]] = {
     "me": ((200, 200, 200), None),
     "logout": ((204, 204, 204), None),
+    # A wrong current password: 422 past the guard, and nothing changes (the other tests' tokens stay good).
+    "changeOwnPassword": (
+        (422, 422, 422),
+        lambda ids: {"current_password": "not the current one", "new_password": "violet lantern across the bay"},
+    ),
     "listLeads": ((200, 200, 200), None),
     "triageQueue": ((200, 200, 200), None),
     "getLead": ((200, 200, 200), None),

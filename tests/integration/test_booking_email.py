@@ -17,7 +17,7 @@ from intake.db.models import Delivery
 from tests.booking_fixtures import new_lead, open_every_day, parse, slots, token_for
 from tests.conftest import emptied_after, make_settings
 from tests.quiet import assert_sent_once_when_quiet
-from tests.services import RedisServer, SmtpSink, Worker, decoded, wait_for, worker_env
+from tests.services import PUBLIC_BASE_URL, RedisServer, SmtpSink, Worker, decoded, wait_for, worker_env
 from tests.staff_fixtures import make_staff
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,14 @@ async def test_booking_and_moving_each_send_one_confirmation_with_an_invitation(
     pg_url: str, pg: AsyncEngine, redis: RedisServer, smtp: SmtpSink, worker: Worker, tmp_path: Path
 ) -> None:
     smtp.reset()
-    settings = make_settings(pg_url, tmp_path / "api", broker={"redis_url": redis.url})
+    # The API and the worker agree on where links point, as PUBLIC_BASE_URL makes them in production.
+    settings = make_settings(
+        pg_url,
+        tmp_path / "api",
+        broker={"redis_url": redis.url},
+        app={"public_base_url": PUBLIC_BASE_URL},
+        clinic={"booking_url": f"{PUBLIC_BASE_URL}/book"},
+    )
     async with AsyncTestClient(app=create_app(settings)) as client:
         staff = await make_staff(settings, client)
         await open_every_day(client, staff)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -67,10 +68,24 @@ def test_the_unsubscribe_link_in_a_spanish_email_works_in_a_browser(tmp_path: Pa
         link = str(message_from_bytes(eml.read_bytes(), policy=policy.default)["List-Unsubscribe"]).strip("<>")
         assert link.startswith(served.base_url)
 
+        # Opening the link (as a mail scanner does, too) only asks, in the person's language.
         dom = headless(link, "--dump-dom")
-        assert "Se ha dado de baja" in dom  # the page speaks the person's language
-        headless(link, f"--screenshot={tmp_path / 'unsubscribed.png'}", "--window-size=420,700")
-        assert (tmp_path / "unsubscribed.png").stat().st_size > 1000
+        assert "Darme de baja" in dom and 'method="post"' in dom
+        headless(link, f"--screenshot={tmp_path / 'confirm.png'}", "--window-size=420,700")
+        assert (tmp_path / "confirm.png").stat().st_size > 1000
+        with sqlite3.connect(tmp_path / "data" / "intake.db") as connection:
+            assert connection.execute("SELECT unsubscribed_at FROM leads").fetchone()[0] is None
+
+        # The button: the form's POST, as the browser sends it.
+        action = re.search(r'<form method="post" action="([^"]+)"', dom)
+        assert action is not None and link.endswith(action.group(1))
+        pressed = httpx.post(
+            served.base_url + action.group(1),
+            headers={"Accept": "text/html", "Content-Type": "application/x-www-form-urlencoded"},
+            timeout=10,
+        )
+        assert pressed.status_code == 200 and "Se ha dado de baja" in pressed.text
+        assert "Se ha dado de baja" in headless(link, "--dump-dom")  # the link now says so
 
         with sqlite3.connect(tmp_path / "data" / "intake.db") as connection:
             unsubscribed, statuses = connection.execute(

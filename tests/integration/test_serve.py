@@ -62,7 +62,12 @@ async def emptied_pg(pg_url: str) -> AsyncIterator[str]:
 
 
 def test_logs_carry_no_patient_data(tmp_path: Path, emptied_pg: str) -> None:
-    production = {"DATABASE_URL": emptied_pg, "INTAKE_ENV": "production", "JWT_SECRET": "x" * 40}
+    production = {
+        "DATABASE_URL": emptied_pg,
+        "INTAKE_ENV": "production",
+        "JWT_SECRET": "x" * 40,
+        "PUBLIC_BASE_URL": "https://intake.clinic.example",
+    }
     for served in serve(tmp_path, production):
         payload = submission(
             {**EMERGENCY_ANSWERS, "goals": "Carry my granddaughter Zuleika again"},
@@ -137,3 +142,31 @@ def _wait_for_files(folder: Path, count: int, served: Served) -> None:
     while time.monotonic() < deadline and len(list(folder.glob("*.eml"))) < count:
         time.sleep(0.2)
     assert len(list(folder.glob("*.eml"))) >= count, served.logs()[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("command", "real"),
+    [
+        (["serve", "--no-worker"], {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test"}),
+        (["worker"], {"REDIS_URL": "redis://127.0.0.1:6379/0"}),
+        (["beat"], {"INTAKE_ENV": "production", "JWT_SECRET": "x" * 40}),
+    ],
+)
+def test_off_the_embedded_default_start_up_needs_public_base_url(
+    tmp_path: Path, command: list[str], real: dict[str, str]
+) -> None:
+    """With the worker apart from the API, a default base URL would send people to a port where nothing listens."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "INTAKE_ENV", "PUBLIC_BASE_URL"}
+    }
+    env.update({"INTAKE_DATA_DIR": str(tmp_path), **real})
+    result = subprocess.run(
+        [sys.executable, "-m", "intake.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "PUBLIC_BASE_URL must be set" in result.stderr

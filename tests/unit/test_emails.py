@@ -86,3 +86,23 @@ def test_every_attempt_at_a_delivery_carries_the_same_message_id(settings: Setti
     assert first["Message-ID"] == retry["Message-ID"] == f"<{delivery.id.hex}@{domain}>"
     other = Delivery(id=uuid.uuid4(), lead_id=lead.id, kind="booking_reminder_1")
     assert builder.follow_up(other, lead, None)["Message-ID"] != first["Message-ID"]
+
+
+def test_the_staff_alert_says_its_link_is_for_the_staff_api(settings: Settings) -> None:
+    """The link is GET /api/leads/{id}, which needs a bearer token: the email must not pass it off as a page."""
+    import datetime as dt
+
+    from intake.db.models import Screening
+
+    lead = Lead(id=uuid.uuid4(), first_name="Lucía", email="lucia@example.com", language="es")
+    now = dt.datetime.now(dt.UTC)
+    screening = Screening(id=uuid.uuid4(), lead_id=lead.id, tier="urgent", route="seek_care_now", created_at=now)
+    delivery = Delivery(id=uuid.uuid4(), lead_id=lead.id, kind="staff_alert")
+    read = as_read(settings, delivery, emails_of(settings).staff_alert(delivery, lead, screening, now))
+    for kind in ("plain", "html"):
+        part = read.get_body(preferencelist=(kind,))
+        assert part is not None
+        text = " ".join(part.get_content().split())
+        assert f"{settings.app.public_base_url}/api/leads/{lead.id}" in text
+        assert "for the staff API" in text and "staff board" in text
+        assert "Open the lead" not in text

@@ -1,4 +1,5 @@
-"""A staff member: front desk, clinician or admin, with an argon2 password hash and lockout state."""
+"""A staff member: front desk, clinician or admin, with an argon2 password hash, lockout state and when the
+password was last set."""
 
 from __future__ import annotations
 
@@ -20,4 +21,6 @@ class StaffMember(IdMixin, CreatedMixin, Base):
     disabled: Mapped[bool] = mapped_column(default=False)
     failed_logins: Mapped[int] = mapped_column(SmallInteger, default=0)
     locked_until: Mapped[dt.datetime | None]
+    password_changed_at: Mapped[dt.datetime | None]
+    """When the password was last set (None: not since this column came). Tokens issued before it no longer work."""
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
