@@ -63,7 +63,7 @@ class AuthController(Controller):
         summary="Sign in: a short-lived bearer token",
         opt={"public": True},
         status_code=200,
-        responses=documented(401, *JSON_BODY),
+        responses=documented(401, 429, *JSON_BODY),
     )
     async def login(
         self,
@@ -87,6 +87,8 @@ class AuthController(Controller):
         operation_id="changeOwnPassword",
         summary="Change your password: every earlier token stops working, this answer carries a new one",
         status_code=200,
+        security=STAFF,
+        responses=documented(401, 429, *JSON_BODY),
     )
     async def change_password(
         self,
