@@ -7,19 +7,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from litestar.types import Receive, Scope, Send
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from intake.app import create_app
 from intake.db.models import Booking
 from intake.settings import Settings
 from tests.booking_fixtures import SOON_ANSWERS, new_lead, open_every_day, parse, slots, token_for
 from tests.conftest import emptied_after, make_settings
+from tests.in_loop import InFlight, served_in_this_loop
 from tests.staff_fixtures import make_staff
 
 
@@ -29,33 +27,12 @@ async def pg(pg_url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
 
 
-class InFlight:
-    """Wraps the app and records how many requests it was handling at once: proof the race was real."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.now = 0
-        self.most = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.now += 1
-        self.most = max(self.most, self.now)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.now -= 1
-
-
 @asynccontextmanager
 async def racing(pg_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Settings, InFlight]]:
-    """The app in this event loop through httpx's ASGI transport: requests gathered here really run
-    concurrently (Litestar's AsyncTestClient hands each request to a portal thread and waits for it).
-    Entered in the test itself: the app's lifespan must end in the task that started it."""
+    """The app in this event loop (tests/in_loop.py): requests gathered here really run concurrently
+    (Litestar's AsyncTestClient hands each request to a portal thread and waits for it)."""
     settings = make_settings(pg_url, tmp_path / "api")
-    app = create_app(settings)
-    counter = InFlight(app)
-    transport = httpx.ASGITransport(app=counter)
-    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://intake.test") as client:
+    async with served_in_this_loop(settings) as (client, counter):
         yield client, settings, counter
 
 
